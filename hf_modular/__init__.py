@@ -1,0 +1,36 @@
+"""hf_modular: compress T5 and BART models for Hugging Face Transformers.
+
+Importing this package registers ``ModularT5Config`` / ``ModularBartConfig`` with the Auto
+classes, so ``AutoModelForSeq2SeqLM.from_pretrained(path, assemble="3x")`` works on a
+modular artifact.
+"""
+
+from .assembly import STRATEGIES, PlanSpace
+from .errors import AssemblyError, CheckpointError, ConfigError, HfModularError
+from .models.modular_bart import ModularBartConfig, ModularBartForConditionalGeneration
+from .models.modular_t5 import ModularT5Config, ModularT5ForConditionalGeneration
+from .plan import Plan, StackPlan
+from .registration import register_auto_classes
+from .report import CompressionReport
+
+__version__ = "0.1.0"
+
+register_auto_classes()
+
+__all__ = [
+    "STRATEGIES",
+    "AssemblyError",
+    "CheckpointError",
+    "CompressionReport",
+    "ConfigError",
+    "HfModularError",
+    "ModularBartConfig",
+    "ModularBartForConditionalGeneration",
+    "ModularT5Config",
+    "ModularT5ForConditionalGeneration",
+    "Plan",
+    "PlanSpace",
+    "StackPlan",
+    "__version__",
+    "register_auto_classes",
+]

@@ -1,0 +1,77 @@
+"""Family adapters: the only place that knows how a T5 or a BART stack holds its layers.
+
+Everything that changes which layers run (assembly, training, export, the other methods) goes
+through an adapter, so the rest of the library is family-agnostic. An adapter answers four
+questions: where a stack is, what its layer list is called, how to build one more layer of
+that stack, and which parameters only the first layer of a stack owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
+from transformers.configuration_utils import PreTrainedConfig
+from transformers.modeling_utils import PreTrainedModel
+from transformers.models.bart.modeling_bart import BartDecoderLayer, BartEncoderLayer
+from transformers.models.t5.modeling_t5 import T5Block
+
+
+@dataclass(frozen=True)
+class ArchAdapter:
+    family: str
+    stock_config_class: type[PreTrainedConfig]
+    stock_model_class: type[PreTrainedModel]
+    layers_attr: str
+    depth_fields: tuple[str, str]  # config fields holding the encoder and decoder depth
+    layer_factory: Callable[[PreTrainedConfig, str, bool], nn.Module]  # (stack config, stack name, owns start)
+    start_only_params: tuple[str, ...] = ()  # parameter-name fragments owned by position 0 only
+
+    def stack(self, model: nn.Module, name: str) -> nn.Module:
+        return model.get_encoder() if name == "encoder" else model.get_decoder()
+
+    def depth(self, config: PreTrainedConfig, name: str) -> int:
+        return int(getattr(config, self.depth_fields[0 if name == "encoder" else 1]))
+
+    def new_layer(self, stack: nn.Module, name: str, owns_start: bool) -> nn.Module:
+        """One more layer with exactly the architecture of this stack's teacher layers."""
+        return self.layer_factory(stack.config, name, owns_start)
+
+    def per_layer_params(self, layer: nn.Module) -> int:
+        """Parameters a layer has at any position (without what only position 0 owns)."""
+        return sum(
+            p.numel()
+            for n, p in layer.named_parameters()
+            if not any(fragment in n for fragment in self.start_only_params)
+        )
+
+
+def _t5_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Module:
+    return T5Block(config, has_relative_attention_bias=owns_start, layer_idx=0)
+
+
+def _bart_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Module:
+    return (BartEncoderLayer if name == "encoder" else BartDecoderLayer)(config, layer_idx=0)
+
+
+T5_ADAPTER = ArchAdapter(
+    family="t5",
+    stock_config_class=T5Config,
+    stock_model_class=T5ForConditionalGeneration,
+    layers_attr="block",
+    depth_fields=("num_layers", "num_decoder_layers"),
+    layer_factory=_t5_layer,
+    # T5 computes relative position bias in the first layer of a stack and hands it on.
+    start_only_params=("relative_attention_bias",),
+)
+
+BART_ADAPTER = ArchAdapter(
+    family="bart",
+    stock_config_class=BartConfig,
+    stock_model_class=BartForConditionalGeneration,
+    layers_attr="layers",
+    depth_fields=("encoder_layers", "decoder_layers"),
+    layer_factory=_bart_layer,
+)

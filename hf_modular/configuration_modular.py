@@ -1,0 +1,132 @@
+"""Fields and validation shared by ModularT5Config and ModularBartConfig.
+
+transformers 5 configs are dataclasses; this mixin is one too, so its annotated attributes
+become declared config fields of each family config (which is what lets
+``from_pretrained(path, assemble="3x")`` set them). Stock type checking is not inherited by
+new fields, so they are validated here.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from transformers.configuration_utils import PreTrainedConfig
+
+from .arch import ArchAdapter
+from .assembly import check_strategy, parse_ratio
+from .errors import ConfigError
+from .plan import STACKS, default_module_sizes
+
+MODULAR_FIELDS = ("module_sizes", "assemble", "assemble_strategy", "calibrated_plans", "teacher_name_or_path")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(kw_only=True, repr=False)
+class ModularConfigMixin:
+    """Declared fields:
+
+    module_sizes: granularities of the module pools (each module replaces that many layers).
+        ``None``: every divisor of the stack depth from 2 up. A list applies to both stacks; a
+        dict ``{"encoder": [...], "decoder": [...]}`` sets them per stack.
+    assemble: which model to build: ``None`` (the whole artifact, run as the teacher), a ratio
+        such as ``"3x"`` or ``"1.5x"``, or an explicit plan ``{"encoder": [...], "decoder": [...]}``.
+        Only the weights the plan needs are built and loaded.
+    assemble_strategy: how a ratio becomes a plan: "size-first", "speed-first" or "calibrated".
+    calibrated_plans: ``{"3x": plan, ...}`` chosen on data by ``calibrate_assembly``.
+    teacher_name_or_path: where the teacher came from (for model cards).
+    """
+
+    module_sizes: list[int] | dict[str, list[int]] | None = None
+    assemble: str | dict[str, Any] | None = None
+    assemble_strategy: str = "size-first"
+    calibrated_plans: dict[str, dict[str, Any]] | None = None
+    teacher_name_or_path: str | None = None
+
+    adapter: ClassVar[ArchAdapter]
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        super().__post_init__(**kwargs)  # type: ignore[misc]
+        self.validate_modular_fields()
+
+    @classmethod
+    def from_teacher_config(cls, teacher_config: PreTrainedConfig, **fields: Any) -> ModularConfigMixin:
+        """The modular config of a stock teacher config (same architecture, plus modular fields)."""
+        if not isinstance(teacher_config, cls.adapter.stock_config_class) or isinstance(teacher_config, cls):
+            raise ConfigError(
+                f"{cls.__name__} converts a {cls.adapter.stock_config_class.__name__}, got "
+                f"{type(teacher_config).__name__} (model_type {getattr(teacher_config, 'model_type', None)!r})"
+            )
+        values = teacher_config.to_dict()
+        for key in ("model_type", "architectures", "transformers_version", "auto_map"):
+            values.pop(key, None)
+        return cls(**values, **fields)
+
+    def stack_depth(self, name: str) -> int:
+        return self.adapter.depth(self, name)  # type: ignore[arg-type]
+
+    def stack_module_sizes(self, name: str) -> tuple[int, ...]:
+        sizes = self.module_sizes
+        if sizes is None:
+            return default_module_sizes(self.stack_depth(name))
+        if isinstance(sizes, Mapping):
+            return tuple(sorted(set(sizes.get(name, default_module_sizes(self.stack_depth(name))))))
+        return tuple(sorted(set(sizes)))
+
+    def validate_modular_fields(self) -> None:
+        sizes = self.module_sizes
+        if sizes is not None:
+            if isinstance(sizes, Mapping):
+                unknown = sorted(str(k) for k in sizes if k not in STACKS)
+                if unknown:
+                    raise ConfigError(f"module_sizes has unknown keys {unknown}; allowed: {list(STACKS)}")
+                per_stack = {name: sizes[name] for name in STACKS if name in sizes}
+            elif isinstance(sizes, (list, tuple)):
+                per_stack = {name: sizes for name in STACKS}
+            else:
+                raise ConfigError(
+                    f"module_sizes={sizes!r}: use None, a list of ints, or a dict "
+                    f"{{'encoder': [...], 'decoder': [...]}}"
+                )
+            for name, values in per_stack.items():
+                depth = self.stack_depth(name)
+                if not isinstance(values, (list, tuple)) or not all(_is_int(v) for v in values):
+                    raise ConfigError(f"module_sizes for the {name}: {values!r} is not a list of ints")
+                bad = [v for v in values if not 2 <= v <= depth]
+                if bad:
+                    raise ConfigError(
+                        f"module_sizes {bad} for the {name}: a module replaces 2 to {depth} layers "
+                        f"(the {name} has {depth}); use a dict to set sizes per stack"
+                    )
+        check_strategy(self.assemble_strategy)
+        if isinstance(self.assemble, str):
+            parse_ratio(self.assemble)
+        elif self.assemble is not None and not isinstance(self.assemble, Mapping):
+            raise ConfigError(
+                f"assemble={self.assemble!r}: use None, a ratio such as '3x', or a plan dict "
+                f"{{'encoder': [...], 'decoder': [...]}}"
+            )
+        plans = self.calibrated_plans
+        if plans is not None and not (
+            isinstance(plans, Mapping) and all(isinstance(k, str) and isinstance(v, Mapping) for k, v in plans.items())
+        ):
+            raise ConfigError(f"calibrated_plans={plans!r}: expected a dict {{'3x': plan dict, ...}}")
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PreTrainedConfig:
+        """Report the decoder's depth to whoever sizes the decoder's KV cache.
+
+        Stock T5 and BART size ``generate()``'s cache from ``num_hidden_layers``, which is the
+        *encoder* depth, so a decoder deeper than its encoder runs out of cache slots.
+        """
+        config = super().get_text_config(decoder=decoder, encoder=encoder)  # type: ignore[misc]
+        if decoder and not encoder and config is self:
+            depth = self.stack_depth("decoder")
+            if depth != self.num_hidden_layers:  # type: ignore[attr-defined]
+                config = copy.copy(self)
+                config.num_hidden_layers = depth
+        return config

@@ -1,0 +1,273 @@
+"""Family-agnostic behaviour of the modular models.
+
+``ModularModelMixin`` goes in front of a stock ``*ForConditionalGeneration`` class. The stock
+__init__ builds the teacher stacks; the mixin then swaps each stack's layer list for a
+``PlannedLayers`` holding the teacher layers it needs plus the module pool, and selects the
+plan named by ``config.assemble``. Everything family-specific is asked of the config's
+``ArchAdapter``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers.modeling_utils import PreTrainedModel
+
+from .assembly import PlanSpace, StackSpace
+from .errors import AssemblyError, CheckpointError
+from .model_card import write_assembled_card
+from .plan import STACKS, Plan, Span, module_spans
+from .planned_layers import POOL, PlannedLayers
+from .report import CompressionReport, StackCount
+
+
+class ModularModelMixin:
+    """Adds module pools, plans, assembly, export and reporting to a stock seq2seq model."""
+
+    config: Any  # a ModularConfigMixin
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)  # type: ignore[call-arg]  # the stock model: teacher stacks
+        self._plan_space = self._build_plan_space()
+        plan = self.resolve_plan(config.assemble, config.assemble_strategy)
+        self._install_planned_layers(needed=None if config.assemble is None else plan)
+        self.post_init()  # type: ignore[attr-defined]  # initialise and register the new modules
+        self.set_plan(plan)
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def adapter(self):
+        return self.config.adapter
+
+    @property
+    def plan_space(self) -> PlanSpace:
+        """Every plan this architecture can run (independent of which weights are loaded)."""
+        return self._plan_space
+
+    @property
+    def active_plan(self) -> Plan:
+        return Plan(**{name: self.planned_layers(name).plan for name in STACKS})
+
+    def planned_layers(self, name: str) -> PlannedLayers:
+        return getattr(self.adapter.stack(self, name), self.adapter.layers_attr)
+
+    def _build_plan_space(self) -> PlanSpace:
+        stacks = {}
+        for name in STACKS:
+            depth = self.config.stack_depth(name)
+            first_layer = getattr(self.adapter.stack(self, name), self.adapter.layers_attr)[0]
+            per_layer = self.adapter.per_layer_params(first_layer)
+            stacks[name] = StackSpace(
+                depth=depth,
+                modules=module_spans(depth, self.config.stack_module_sizes(name)),
+                layer_params=per_layer,
+                start_params=sum(p.numel() for p in first_layer.parameters()) - per_layer,
+            )
+        return PlanSpace(stacks)
+
+    def _install_planned_layers(self, needed: Plan | None) -> None:
+        """Replace each stack's layer list; keep only the layers ``needed`` (all if None)."""
+        unused_patterns = []
+        qualified = {id(module): name for name, module in self.named_modules()}  # type: ignore[attr-defined]
+        for name in STACKS:
+            stack = self.adapter.stack(self, name)
+            stock_layers = getattr(stack, self.adapter.layers_attr)
+            space = self._plan_space.stacks[name]
+            keep = set(needed.stack(name).spans) if needed is not None else None
+            teacher = {i: layer for i, layer in enumerate(stock_layers) if keep is None or (i, i + 1) in keep}
+            modules = {
+                span: self.adapter.new_layer(stack, name, owns_start=span[0] == 0)
+                for span in space.modules
+                if keep is None or span in keep
+            }
+            setattr(stack, self.adapter.layers_attr, PlannedLayers(teacher, modules))
+            # A checkpoint holds every layer; say which ones this model leaves unread on purpose.
+            prefix = re.escape(f"{qualified[id(stack)]}.{self.adapter.layers_attr}.")
+            unused_patterns += [rf"(^|\.){prefix}{i}\." for i in range(space.depth) if i not in teacher]
+            unused_patterns += [rf"(^|\.){prefix}{POOL}\.{s}_{e}\." for s, e in space.modules if (s, e) not in modules]
+        self._keys_to_ignore_on_load_unexpected = set(self._keys_to_ignore_on_load_unexpected or ()) | set(
+            unused_patterns
+        )
+
+    # ----------------------------------------------------------------- plans
+    def resolve_plan(self, spec: object, strategy: str | None = None) -> Plan:
+        """The plan ``spec`` names for this architecture (see ``hf_modular.assembly``)."""
+        return self._plan_space.resolve(spec, strategy or self.config.assemble_strategy, self.config.calibrated_plans)
+
+    def set_plan(self, plan: Plan) -> None:
+        """Run ``plan`` from now on (in memory; the config is not changed)."""
+        missing = {
+            name: [span for span in plan.stack(name).spans if self.planned_layers(name).get(span) is None]
+            for name in STACKS
+        }
+        if any(missing.values()):
+            held = self.config.assemble if self.config.assemble is not None else "the whole artifact"
+            raise AssemblyError(
+                f"plan {plan.describe()} needs layers this model does not hold "
+                f"({ {k: v for k, v in missing.items() if v} }); it was loaded with assemble={held!r}. "
+                f"Load the artifact with assemble=None to switch freely between plans."
+            )
+        for name in STACKS:
+            self.planned_layers(name).run(plan.stack(name))
+
+    def assemble(self, spec: object, strategy: str | None = None) -> ModularModelMixin:
+        """Switch to the model ``spec`` names ("3x", a plan dict, or None for the teacher).
+
+        The choice is recorded in the config, so ``save_pretrained`` + ``from_pretrained`` give
+        back this same model (and load only its layers).
+        """
+        plan = self.resolve_plan(spec, strategy)
+        self.set_plan(plan)
+        self.config.assemble = spec if isinstance(spec, str) or spec is None else plan.to_json()
+        if strategy is not None:
+            self.config.assemble_strategy = strategy
+        return self
+
+    def reachable_ratios(self) -> list[float]:
+        return self._plan_space.reachable_ratios()
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_teacher(
+        cls,
+        teacher: str | os.PathLike[str] | PreTrainedModel,
+        module_sizes: list[int] | dict[str, list[int]] | None = None,
+        **load_kwargs: Any,
+    ) -> ModularModelMixin:
+        """A modular model whose teacher layers are ``teacher``'s and whose modules start as copies.
+
+        ``teacher`` is a stock model, a local folder, or a Hub id (``load_kwargs`` go to its
+        ``from_pretrained``: revision, dtype, ...). Each module is initialised from the first
+        teacher layer of its span.
+        """
+        stock_model_class = cls.config_class.adapter.stock_model_class
+        if isinstance(teacher, (str, os.PathLike)):
+            name_or_path = str(teacher)
+            teacher = stock_model_class.from_pretrained(teacher, **load_kwargs)
+        else:
+            name_or_path = teacher.config.name_or_path or None
+        if type(teacher) is not stock_model_class:
+            raise TypeError(
+                f"{cls.__name__}.from_teacher needs a {stock_model_class.__name__}, got {type(teacher).__name__}"
+            )
+        config = cls.config_class.from_teacher_config(
+            teacher.config, module_sizes=module_sizes, teacher_name_or_path=name_or_path
+        )
+        model = cls(config)
+        result = model.load_state_dict(teacher.state_dict(), strict=False)
+        module_keys = {k for k in model.state_dict() if f".{POOL}." in k}
+        if result.unexpected_keys or set(result.missing_keys) != module_keys:
+            raise CheckpointError(
+                f"teacher weights do not fit {cls.__name__}: unexpected {result.unexpected_keys[:5]}, "
+                f"missing {sorted(set(result.missing_keys) - module_keys)[:5]}"
+            )
+        model.init_modules_from_teacher()
+        model.generation_config = copy.deepcopy(teacher.generation_config)
+        return model.to(dtype=teacher.dtype, device=teacher.device)
+
+    @torch.no_grad()
+    def init_modules_from_teacher(self) -> None:
+        """Copy into each module the weights of the first teacher layer of its span."""
+        for name in STACKS:
+            layers = self.planned_layers(name)
+            for span in self._plan_space.stacks[name].modules:
+                module, source = layers.get(span), layers.get((span[0], span[0] + 1))
+                if module is None:
+                    continue
+                if source is None:
+                    raise CheckpointError(
+                        f"cannot initialise the {name} module {span}: teacher layer {span[0]} is not loaded"
+                    )
+                module.load_state_dict(source.state_dict())
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *args: Any, **kwargs: Any):
+        """Stock ``from_pretrained``, refusing checkpoints that lack layers the plan needs.
+
+        Without the check, a missing module would be silently initialised at random.
+        """
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(  # type: ignore[misc]
+            pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+        )
+        attr = model.adapter.layers_attr
+        missing_layers = [k for k in info["missing_keys"] if f".{attr}." in k]
+        if missing_layers:
+            stock = model.adapter.stock_config_class.model_type
+            raise CheckpointError(
+                f"{pretrained_model_name_or_path} lacks {len(missing_layers)} layer weights the plan "
+                f"{model.active_plan.describe()} needs (e.g. {missing_layers[0]}). If it is a stock "
+                f"'{stock}' checkpoint, convert it with {cls.__name__}.from_teacher(...)."
+            )
+        return (model, info) if want_info else model
+
+    # ----------------------------------------------------------------- export and reporting
+    def assembled_state_dict(self) -> dict[str, torch.Tensor]:
+        """The active plan's weights under stock key names (step k -> ``<stack>.<layers>.k``)."""
+        attr = self.adapter.layers_attr
+        qualified = {id(module): name for name, module in self.named_modules()}  # type: ignore[attr-defined]
+        stack_prefixes = [f"{qualified[id(self.adapter.stack(self, name))]}.{attr}." for name in STACKS]
+        state = {
+            k: v
+            for k, v in self.state_dict().items()
+            if not any(k.startswith(p) for p in stack_prefixes)  # type: ignore[attr-defined]
+        }
+        for name, prefix in zip(STACKS, stack_prefixes, strict=True):
+            for position, layer in enumerate(self.planned_layers(name)):
+                state.update({f"{prefix}{position}.{k}": v for k, v in layer.state_dict().items()})
+        return state
+
+    def assembled_config(self):
+        """The stock config of the active plan: same architecture, plan depths, no modular fields."""
+        from .configuration_modular import MODULAR_FIELDS
+
+        values = self.config.to_dict()
+        for key in (*MODULAR_FIELDS, "model_type", "architectures", "transformers_version", "auto_map"):
+            values.pop(key, None)
+        for field, name in zip(self.adapter.depth_fields, STACKS, strict=True):
+            values[field] = self.planned_layers(name).plan.num_steps
+        return self.adapter.stock_config_class(**values)
+
+    def to_stock_model(self) -> PreTrainedModel:
+        """A stock T5/BART model with exactly the active plan's layers (shares no tensors with self)."""
+        stock = self.adapter.stock_model_class(self.assembled_config())
+        stock.load_state_dict(self.assembled_state_dict(), strict=True)
+        stock.generation_config = copy.deepcopy(self.generation_config)  # type: ignore[attr-defined]
+        return stock.to(dtype=self.dtype, device=self.device)  # type: ignore[attr-defined]
+
+    def export_assembled(self, save_directory: str | os.PathLike[str], **save_kwargs: Any) -> Path:
+        """Write the active plan as a stock checkpoint that loads without hf_modular.
+
+        The folder gets a README model card recording the plan and the compression ratios.
+        """
+        path = Path(save_directory)
+        self.to_stock_model().save_pretrained(path, **save_kwargs)
+        write_assembled_card(path, self.compression_report(), self.config, self.adapter.family)
+        return path
+
+    def compression_report(self) -> CompressionReport:
+        """Layer and whole-model parameter counts of the active plan against the teacher."""
+        counts = {}
+        layer_param_ids: set[int] = set()
+        for name in STACKS:
+            layers = self.planned_layers(name)
+            layer_param_ids |= {id(p) for p in layers.parameters()}
+            space = self._plan_space.stacks[name]
+            plan = layers.plan
+            counts[name] = StackCount(
+                teacher_layers=plan.depth,
+                steps=plan.num_steps,
+                teacher_params=plan.depth * space.layer_params + space.start_params,
+                assembled_params=plan.num_steps * space.layer_params + space.start_params,
+            )
+        shared = sum(p.numel() for p in self.parameters() if id(p) not in layer_param_ids)  # type: ignore[attr-defined]
+        return CompressionReport(plan=self.active_plan, stacks=counts, shared_params=shared)
+
+    def stored_spans(self) -> dict[str, list[Span]]:
+        """Which teacher layers and modules this model holds, per stack."""
+        return {name: sorted(self.planned_layers(name).stored_spans()) for name in STACKS}

@@ -1,0 +1,19 @@
+"""ModularBartForConditionalGeneration: BART whose stacks run an assembly plan of teacher layers and modules."""
+
+from __future__ import annotations
+
+from transformers import BartForConditionalGeneration
+
+from ...modeling_modular import ModularModelMixin
+from .configuration_modular_bart import ModularBartConfig
+
+
+class ModularBartForConditionalGeneration(ModularModelMixin, BartForConditionalGeneration):
+    """Each stack holds its teacher layers (``model.encoder.layers.i``) and a pool of modules
+    (``model.encoder.layers.pool.s_e``, one BART layer per span)."""
+
+    config: ModularBartConfig
+    config_class = ModularBartConfig
+
+
+__all__ = ["ModularBartForConditionalGeneration"]

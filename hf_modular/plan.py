@@ -1,0 +1,232 @@
+"""Execution plans: which layer runs at each step of the encoder and the decoder.
+
+A stack of ``depth`` teacher layers is tiled by spans ``[start, end)``. A span of length 1 is
+the teacher layer ``start``; a longer span is the module trained to replace those layers.
+A plan is one tiling per stack. This module is pure data and arithmetic (no torch), so the
+parsers and the tiling search can be tested exhaustively.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from .errors import AssemblyError
+
+STACKS = ("encoder", "decoder")
+
+Span = tuple[int, int]
+
+
+def span_key(span: Span) -> str:
+    """The name a module is stored under in a state dict (``"2_4"`` for span [2, 4))."""
+    return f"{span[0]}_{span[1]}"
+
+
+def default_module_sizes(depth: int) -> tuple[int, ...]:
+    """Every divisor of ``depth`` from 2 to ``depth`` (6 -> (2, 3, 6); 12 -> (2, 3, 4, 6, 12))."""
+    return tuple(g for g in range(2, depth + 1) if depth % g == 0)
+
+
+def module_spans(depth: int, sizes: Iterable[int]) -> tuple[Span, ...]:
+    """The aligned spans ``[j*g, (j+1)*g)`` of each granularity ``g`` that fit in the stack."""
+    return tuple((j * g, (j + 1) * g) for g in sorted(set(sizes)) for j in range(depth // g))
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    """A tiling of ``[0, depth)``; ``spans`` are in execution order."""
+
+    depth: int
+    spans: tuple[Span, ...]
+
+    @classmethod
+    def identity(cls, depth: int) -> StackPlan:
+        return cls(depth, tuple((i, i + 1) for i in range(depth)))
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.spans)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.num_steps == self.depth
+
+    @property
+    def boundaries(self) -> tuple[int, ...]:
+        """Teacher-layer indices at which this plan's hidden state is comparable to the teacher's."""
+        return (0, *(end for _, end in self.spans))
+
+    def to_json(self) -> list[int | list[int]]:
+        """Compact JSON form: an int for a teacher layer, ``[start, end]`` for a module."""
+        return [s if e - s == 1 else [s, e] for s, e in self.spans]
+
+    def describe(self) -> str:
+        return " ".join(f"L{s}" if e - s == 1 else f"M{s}-{e - 1}" for s, e in self.spans)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One tiling per stack."""
+
+    encoder: StackPlan
+    decoder: StackPlan
+
+    def stack(self, name: str) -> StackPlan:
+        return getattr(self, name)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.encoder.is_identity and self.decoder.is_identity
+
+    def to_json(self) -> dict[str, list[int | list[int]]]:
+        return {name: self.stack(name).to_json() for name in STACKS}
+
+    def describe(self) -> str:
+        return f"encoder[{self.encoder.describe()}] decoder[{self.decoder.describe()}]"
+
+
+def _is_index(value: object) -> bool:
+    # bool is an int subclass; True as a layer index is always a mistake.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_stack_plan(name: str, steps: object, depth: int, available: Sequence[Span]) -> StackPlan:
+    """Validate one stack of an explicit plan.
+
+    ``steps`` is a list whose items are an int (teacher layer) or a pair ``[start, end]``.
+    Raises AssemblyError naming the bad step and listing what this stack offers.
+    """
+    offered = ", ".join(f"[{s}, {e}]" for s, e in available if e - s > 1) or "none"
+    if not isinstance(steps, (list, tuple)) or not steps:
+        raise AssemblyError(
+            f"the {name} plan must be a non-empty list of steps (an int for a teacher layer or "
+            f"[start, end] for a module), got {steps!r}"
+        )
+    spans: list[Span] = []
+    for step in steps:
+        if _is_index(step):
+            span = (step, step + 1)
+        elif isinstance(step, (list, tuple)) and len(step) == 2 and all(_is_index(v) for v in step):
+            span = (step[0], step[1])
+        else:
+            raise AssemblyError(
+                f"bad {name} plan step {step!r}: a step is an int (teacher layer 0..{depth - 1}) "
+                f"or a pair [start, end] of ints"
+            )
+        if not 0 <= span[0] < span[1] <= depth:
+            raise AssemblyError(
+                f"{name} plan step {step!r} is out of range: the {name} has {depth} layers "
+                f"(teacher layers 0..{depth - 1})"
+            )
+        if span[1] - span[0] > 1 and span not in available:
+            raise AssemblyError(
+                f"{name} plan step {step!r}: there is no module for span [{span[0]}, {span[1]}); "
+                f"the {name} modules are {offered}"
+            )
+        spans.append(span)
+    position = 0
+    for span in spans:
+        if span[0] != position:
+            kind = "gap" if span[0] > position else "overlap"
+            raise AssemblyError(
+                f"the {name} plan {list(steps)!r} has a {kind} at layer {min(position, span[0])}: "
+                f"steps must tile layers 0..{depth - 1} in order, each exactly once"
+            )
+        position = span[1]
+    if position != depth:
+        raise AssemblyError(
+            f"the {name} plan {list(steps)!r} stops at layer {position}; it must cover all "
+            f"{depth} layers (0..{depth - 1})"
+        )
+    return StackPlan(depth, tuple(spans))
+
+
+def parse_plan(spec: Mapping[str, object], depths: Mapping[str, int], available: Mapping[str, Sequence[Span]]) -> Plan:
+    """An explicit plan ``{"encoder": [...], "decoder": [...]}``; a missing stack runs its teacher layers."""
+    unknown = sorted(str(k) for k in spec if k not in STACKS)
+    if unknown:
+        raise AssemblyError(f"unknown plan keys {unknown}: a plan has the keys 'encoder' and 'decoder'")
+    stacks = {
+        name: parse_stack_plan(name, spec[name], depths[name], available[name])
+        if name in spec
+        else StackPlan.identity(depths[name])
+        for name in STACKS
+    }
+    return Plan(**stacks)
+
+
+class Tilings:
+    """The tilings one stack can run, searched without enumerating them all.
+
+    ``depths()`` lists every reachable step count; ``most_even(n)`` picks the canonical tiling
+    with ``n`` steps: the smallest largest module, then the most even spans (least sum of
+    squares), then teacher layers at the bottom and modules at the top of the stack.
+    """
+
+    def __init__(self, depth: int, available: Sequence[Span]):
+        self.depth = depth
+        starts: dict[int, list[int]] = {i: [i + 1] for i in range(depth)}
+        for s, e in available:
+            if e - s > 1:
+                starts[s].append(e)
+        self._ends = {s: tuple(sorted(ends)) for s, ends in starts.items()}
+        # step_counts[p]: how many steps can tile [p, depth); filled from the top down.
+        self._step_counts: dict[int, frozenset[int]] = {depth: frozenset({0})}
+        for position in range(depth - 1, -1, -1):
+            self._step_counts[position] = frozenset(
+                n + 1 for end in self._ends[position] for n in self._step_counts[end]
+            )
+        self._best = cache(self._best_uncached)  # per instance, freed with it
+
+    def depths(self) -> tuple[int, ...]:
+        return tuple(sorted(self._step_counts[0]))
+
+    def most_even(self, num_steps: int) -> StackPlan:
+        if num_steps not in self._step_counts[0]:
+            raise AssemblyError(
+                f"no tiling of {self.depth} layers has {num_steps} steps; reachable: {list(self.depths())}"
+            )
+        for largest in sorted({e - s for s in self._ends for e in self._ends[s]}):
+            best = self._best(0, num_steps, largest)
+            if best is not None:
+                return StackPlan(self.depth, best[1])
+        raise AssertionError("unreachable: a reachable step count always has a tiling")
+
+    def _best_uncached(
+        self, position: int, steps: int, largest: int
+    ) -> tuple[tuple[int, tuple[int, ...]], tuple[Span, ...]] | None:
+        """((sum of squares, span lengths), spans) of the best tiling of [position, depth)."""
+        if position == self.depth:
+            return ((0, ()), ()) if steps == 0 else None
+        if steps == 0:
+            return None
+        best = None
+        for end in self._ends[position]:
+            length = end - position
+            rest = self._best(end, steps - 1, largest) if length <= largest else None
+            if rest is None:
+                continue
+            (squares, lengths), spans = rest
+            candidate = ((squares + length * length, (length, *lengths)), ((position, end), *spans))
+            if best is None or candidate[0] < best[0]:
+                best = candidate
+        return best
+
+
+def layer_ratio(
+    plan_steps: Mapping[str, int],
+    depths: Mapping[str, int],
+    layer_params: Mapping[str, int],
+    start_params: Mapping[str, int],
+) -> float:
+    """Teacher transformer-layer parameters over the plan's.
+
+    All layers of a stack have ``layer_params`` parameters, and whichever layer runs first also
+    owns ``start_params`` (T5's position bias table), so the ratio follows from step counts.
+    """
+    teacher = sum(depths[s] * layer_params[s] + start_params[s] for s in STACKS)
+    student = sum(plan_steps[s] * layer_params[s] + start_params[s] for s in STACKS)
+    return teacher / student if student else math.inf

@@ -1,0 +1,82 @@
+"""Parameter accounting of an assembled model against its teacher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .assembly import format_ratio
+from .plan import STACKS, Plan
+
+
+@dataclass(frozen=True)
+class StackCount:
+    teacher_layers: int
+    steps: int
+    teacher_params: int
+    assembled_params: int
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    """``layer_ratio``: teacher transformer-layer parameters over the assembled model's.
+    ``model_ratio``: the same for whole models (embeddings and LM head counted once in each)."""
+
+    plan: Plan
+    stacks: dict[str, StackCount]
+    shared_params: int
+
+    @property
+    def teacher_layer_params(self) -> int:
+        return sum(s.teacher_params for s in self.stacks.values())
+
+    @property
+    def assembled_layer_params(self) -> int:
+        return sum(s.assembled_params for s in self.stacks.values())
+
+    @property
+    def teacher_params(self) -> int:
+        return self.shared_params + self.teacher_layer_params
+
+    @property
+    def assembled_params(self) -> int:
+        return self.shared_params + self.assembled_layer_params
+
+    @property
+    def layer_ratio(self) -> float:
+        return self.teacher_layer_params / self.assembled_layer_params
+
+    @property
+    def model_ratio(self) -> float:
+        return self.teacher_params / self.assembled_params
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_json(),
+            "layer_ratio": round(self.layer_ratio, 4),
+            "model_ratio": round(self.model_ratio, 4),
+            "teacher_params": self.teacher_params,
+            "assembled_params": self.assembled_params,
+            "teacher_layer_params": self.teacher_layer_params,
+            "assembled_layer_params": self.assembled_layer_params,
+            "layers": {name: [c.teacher_layers, c.steps] for name, c in self.stacks.items()},
+        }
+
+    def to_markdown(self) -> str:
+        rows = [
+            "| | teacher | assembled | ratio |",
+            "|---|---:|---:|---:|",
+        ]
+        for name in STACKS:
+            c = self.stacks[name]
+            rows.append(f"| {name} layers | {c.teacher_layers} | {c.steps} | {c.teacher_layers / c.steps:.2f}x |")
+        rows.append(
+            f"| transformer-layer parameters | {self.teacher_layer_params:,} | {self.assembled_layer_params:,} "
+            f"| {format_ratio(self.layer_ratio)} |"
+        )
+        model_ratio = format_ratio(self.model_ratio)
+        rows.append(f"| all parameters | {self.teacher_params:,} | {self.assembled_params:,} | {model_ratio} |")
+        return "\n".join(rows) + f"\n\nPlan: `{self.plan.describe()}`\n"
+
+    def __str__(self) -> str:
+        return self.to_markdown()

