@@ -20,13 +20,16 @@ import hf_modular
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart"))
-    parser.add_argument("--teacher", default=None, help="a T5 checkpoint path or Hub id (default: a small T5 from config)")
+    parser.add_argument(
+        "--teacher", default=None, help="a T5 checkpoint path or Hub id (default: a small T5 from config)"
+    )
     args = parser.parse_args()
 
     torch.manual_seed(0)
     if args.teacher is None:
-        config = T5Config(vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=6, num_heads=4,
-                          decoder_start_token_id=0)
+        config = T5Config(
+            vocab_size=128, d_model=64, d_kv=16, d_ff=128, num_layers=6, num_heads=4, decoder_start_token_id=0
+        )
         teacher = T5ForConditionalGeneration(config).eval()
     else:
         teacher = args.teacher

@@ -124,9 +124,8 @@ class ModularConfigMixin:
         *encoder* depth, so a decoder deeper than its encoder runs out of cache slots.
         """
         config = super().get_text_config(decoder=decoder, encoder=encoder)  # type: ignore[misc]
-        if decoder and not encoder and config is self:
-            depth = self.stack_depth("decoder")
-            if depth != self.num_hidden_layers:  # type: ignore[attr-defined]
-                config = copy.copy(self)
-                config.num_hidden_layers = depth
+        depth = self.stack_depth("decoder")
+        if decoder and not encoder and config.num_hidden_layers != depth:
+            config = copy.copy(config) if config is self else config
+            config.num_hidden_layers = depth
         return config

@@ -1,0 +1,144 @@
+"""Tiny T5 and BART teachers built from configs, and helpers shared by the tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    BartConfig,
+    BartForConditionalGeneration,
+    DynamicCache,
+    EncoderDecoderCache,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+import hf_modular
+from hf_modular.modeling_modular import ModularModelMixin
+from hf_modular.plan import STACKS
+
+VOCAB = 64
+FAMILIES = ("t5", "bart")
+
+
+def tiny_teacher(family: str, encoder_layers: int = 6, decoder_layers: int = 6, seed: int = 0):
+    """A randomly initialised stock teacher small enough for many forward passes per test."""
+    torch.manual_seed(seed)
+    if family == "t5":
+        config = T5Config(
+            vocab_size=VOCAB,
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_heads=4,
+            num_layers=encoder_layers,
+            num_decoder_layers=decoder_layers,
+            decoder_start_token_id=0,
+            pad_token_id=0,
+            eos_token_id=1,
+            dropout_rate=0.0,
+        )
+        return T5ForConditionalGeneration(config).eval()
+    config = BartConfig(
+        vocab_size=VOCAB,
+        d_model=32,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        encoder_layers=encoder_layers,
+        decoder_layers=decoder_layers,
+        max_position_embeddings=64,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        forced_eos_token_id=None,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+    )
+    return BartForConditionalGeneration(config).eval()
+
+
+def modular_class(family: str):
+    return {"t5": hf_modular.ModularT5ForConditionalGeneration, "bart": hf_modular.ModularBartForConditionalGeneration}[
+        family
+    ]
+
+
+@torch.no_grad()
+def perturb_modules(model, seed: int = 1) -> None:
+    """Give every module weights of its own, so a plan that ran the wrong layer cannot pass."""
+    generator = torch.Generator().manual_seed(seed)
+    for name in STACKS:
+        for param in model.planned_layers(name).pool.parameters():
+            param.add_(torch.randn(param.shape, generator=generator) * 0.5)
+
+
+def modular_model(family: str, encoder_layers: int = 6, decoder_layers: int = 6, **kwargs):
+    teacher = tiny_teacher(family, encoder_layers, decoder_layers)
+    model = modular_class(family).from_teacher(teacher, **kwargs).eval()
+    perturb_modules(model)
+    return teacher, model
+
+
+def sample_inputs(family: str, batch: int = 3, length: int = 9, seed: int = 2) -> dict[str, torch.Tensor]:
+    """A padded batch: the last row is shorter, so attention masks matter."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(3, VOCAB, (batch, length), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    pad = 0 if family == "t5" else 1
+    input_ids[-1, -3:] = pad
+    attention_mask[-1, -3:] = 0
+    decoder_input_ids = torch.randint(3, VOCAB, (batch, 5), generator=generator)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "decoder_input_ids": decoder_input_ids}
+
+
+@torch.no_grad()
+def stock_model_with_plan(model):
+    """A stock T5/BART built directly, its layers copied one by one from the modular model's plan."""
+    adapter = model.adapter
+    config_values = model.config.to_dict()
+    for key in (
+        "module_sizes",
+        "assemble",
+        "assemble_strategy",
+        "calibrated_plans",
+        "teacher_name_or_path",
+        "model_type",
+        "architectures",
+    ):
+        config_values.pop(key, None)
+    plan = model.active_plan
+    config_values[adapter.depth_fields[0]] = plan.encoder.num_steps
+    config_values[adapter.depth_fields[1]] = plan.decoder.num_steps
+    stock = adapter.stock_model_class(adapter.stock_config_class(**config_values)).eval()
+    for name in STACKS:
+        source, target = model.planned_layers(name), getattr(adapter.stack(stock, name), adapter.layers_attr)
+        assert len(target) == plan.stack(name).num_steps
+        for position, span in enumerate(plan.stack(name).spans):
+            target[position].load_state_dict(source.get(span).state_dict())
+    shared = {k: v for k, v in model.state_dict().items() if f".{adapter.layers_attr}." not in k}
+    result = stock.load_state_dict(shared, strict=False)
+    assert not result.unexpected_keys
+    assert all(f".{adapter.layers_attr}." in k for k in result.missing_keys)
+    stock.generation_config = model.generation_config
+    return stock
+
+
+def generate(model, inputs: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
+    """Greedy/beam generation of a fixed length. Stock T5 sizes its default cache from the encoder
+    depth and fails when the decoder is deeper, so stock models get a cache that grows."""
+    if not isinstance(model, ModularModelMixin) and kwargs.get("use_cache", True):
+        kwargs.setdefault("past_key_values", EncoderDecoderCache(DynamicCache(), DynamicCache()))
+    kwargs.setdefault("max_new_tokens", 6)
+    kwargs.setdefault("min_new_tokens", kwargs["max_new_tokens"])  # no early EOS: compare every step
+    return model.generate(
+        input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], do_sample=False, **kwargs
+    )
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request) -> str:
+    return request.param

@@ -1,0 +1,183 @@
+"""Invariants 3 and 4: save -> load round-trips, and assembled loads read only the layers they need."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors import safe_open
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, BartConfig, T5Config
+
+import hf_modular
+from hf_modular import CheckpointError
+from tests.conftest import generate, modular_class, modular_model, sample_inputs, tiny_teacher
+
+
+def num_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def checkpoint_keys(path) -> set[str]:
+    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+        return set(f.keys())
+
+
+@pytest.fixture
+def artifact(family, tmp_path):
+    _, model = modular_model(family)
+    path = tmp_path / "artifact"
+    model.save_pretrained(path)
+    return model, path
+
+
+def test_full_artifact_round_trip(family, artifact):
+    model, path = artifact
+    loaded, info = AutoModelForSeq2SeqLM.from_pretrained(path, output_loading_info=True)
+    assert type(loaded) is type(model)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    assert {**loaded.config.to_dict(), "_name_or_path": ""} == {**model.config.to_dict(), "_name_or_path": ""}
+    inputs = sample_inputs(family)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(**inputs).logits, model(**inputs).logits)
+
+
+@pytest.mark.parametrize("ratio", ["1x", "1.5x", "2x", "3x", "6x"])
+def test_assembled_load_equals_in_memory_assembly(family, artifact, ratio):
+    model, path = artifact
+    loaded, info = AutoModelForSeq2SeqLM.from_pretrained(path, assemble=ratio, output_loading_info=True)
+    loaded.eval()
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    model.assemble(ratio)
+    assert loaded.active_plan == model.active_plan
+    inputs = sample_inputs(family)
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
+    assert torch.equal(generate(loaded, inputs), generate(model, inputs))
+    assert torch.equal(generate(loaded, inputs, num_beams=3), generate(model, inputs, num_beams=3))
+    # Only the plan's layers were built and loaded: the parameter count is the assembled model's.
+    assert num_params(loaded) == loaded.compression_report().assembled_params < num_params(model)
+    stored = loaded.stored_spans()
+    assert all(set(stored[s]) == set(model.active_plan.stack(s).spans) for s in ("encoder", "decoder"))
+    layers = f".{loaded.adapter.layers_attr}."
+    loaded_layer_keys = {k for k in loaded.state_dict() if layers in k}
+    assert loaded_layer_keys < {k for k in checkpoint_keys(path) if layers in k}
+
+
+def test_assembled_model_round_trips_on_its_own(family, artifact, tmp_path):
+    _, path = artifact
+    small = AutoModelForSeq2SeqLM.from_pretrained(path, assemble="3x").eval()
+    small.save_pretrained(tmp_path / "small")
+    again, info = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "small", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert again.config.assemble == "3x" and again.active_plan == small.active_plan
+    inputs = sample_inputs(family)
+    assert torch.equal(generate(again.eval(), inputs), generate(small, inputs))
+
+
+def test_in_memory_assembly_is_saved(family, artifact, tmp_path):
+    model, _ = artifact
+    model.assemble({"encoder": [[0, 3], 3, 4, 5], "decoder": [[0, 2], [2, 4], [4, 6]]})
+    model.save_pretrained(tmp_path / "switched")
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "switched").eval()
+    assert loaded.active_plan == model.active_plan
+    inputs = sample_inputs(family)
+    with torch.no_grad():
+        assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
+
+
+def test_sparse_model_refuses_plans_it_cannot_run(family, artifact):
+    _, path = artifact
+    small = AutoModelForSeq2SeqLM.from_pretrained(path, assemble="3x")
+    with pytest.raises(hf_modular.AssemblyError, match="does not hold"):
+        small.assemble("1x")
+
+
+EXPORT_CHECK = """
+import json, sys, torch
+from transformers import AutoModelForSeq2SeqLM
+model = AutoModelForSeq2SeqLM.from_pretrained(sys.argv[1]).eval()
+inputs = json.loads(sys.argv[2])
+out = model.generate(input_ids=torch.tensor(inputs["input_ids"]), attention_mask=torch.tensor(inputs["attention_mask"]),
+                     do_sample=False, max_new_tokens=6, min_new_tokens=6)
+print(json.dumps({"type": type(model).__name__, "model_type": model.config.model_type,
+                  "hf_modular_imported": any(m.startswith("hf_modular") for m in sys.modules),
+                  "tokens": out.tolist()}))
+"""
+
+
+def test_export_assembled_is_a_stock_checkpoint(family, artifact, tmp_path):
+    _, path = artifact
+    small = AutoModelForSeq2SeqLM.from_pretrained(path, assemble="2x").eval()
+    exported = small.export_assembled(tmp_path / "stock")
+    assert sorted(p.name for p in exported.iterdir()) == [
+        "README.md",
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+    ]
+    config = json.loads((exported / "config.json").read_text())
+    assert config["model_type"] == family and "assemble" not in config and "auto_map" not in config
+    card = (exported / "README.md").read_text()
+    assert "library_name: transformers" in card and small.active_plan.describe() in card and "2x" in card
+    inputs = sample_inputs(family)
+    payload = json.dumps({k: v.tolist() for k, v in inputs.items()})
+    result = subprocess.run(
+        [sys.executable, "-c", EXPORT_CHECK, str(exported), payload], capture_output=True, text=True, check=True
+    )
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["model_type"] == family and not seen["hf_modular_imported"]
+    assert seen["type"] in ("T5ForConditionalGeneration", "BartForConditionalGeneration")
+    assert seen["tokens"] == generate(small, inputs).tolist()
+
+
+def test_from_teacher_accepts_a_path_and_records_it(family, tmp_path):
+    teacher = tiny_teacher(family)
+    teacher.save_pretrained(tmp_path / "teacher")
+    model = modular_class(family).from_teacher(tmp_path / "teacher")
+    assert model.config.teacher_name_or_path == str(tmp_path / "teacher")
+    inputs = sample_inputs(family)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(**inputs).logits, teacher(**inputs).logits)
+    # every module starts as a copy of the first teacher layer of its span
+    for name in ("encoder", "decoder"):
+        layers = model.planned_layers(name)
+        for span in model.plan_space.stacks[name].modules:
+            source = layers.get((span[0], span[0] + 1)).state_dict()
+            assert all(torch.equal(v, source[k]) for k, v in layers.get(span).state_dict().items())
+
+
+def test_a_stock_checkpoint_is_not_mistaken_for_an_artifact(family, tmp_path):
+    tiny_teacher(family).save_pretrained(tmp_path / "teacher")
+    with pytest.raises(CheckpointError, match="from_teacher"):
+        modular_class(family).from_pretrained(tmp_path / "teacher")
+
+
+def test_from_teacher_rejects_a_model_of_another_family():
+    with pytest.raises(TypeError, match="T5ForConditionalGeneration"):
+        hf_modular.ModularT5ForConditionalGeneration.from_teacher(tiny_teacher("bart"))
+
+
+def test_registration_leaves_stock_types_alone():
+    assert AutoConfig.for_model("modular_t5").__class__ is hf_modular.ModularT5Config
+    assert AutoConfig.for_model("modular_bart").__class__ is hf_modular.ModularBartConfig
+    t5 = AutoModelForSeq2SeqLM.from_config(T5Config(num_layers=1, d_model=8, d_kv=2, d_ff=8, num_heads=2))
+    bart = AutoModelForSeq2SeqLM.from_config(
+        BartConfig(
+            encoder_layers=1,
+            decoder_layers=1,
+            d_model=8,
+            encoder_ffn_dim=8,
+            decoder_ffn_dim=8,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+        )
+    )
+    assert type(t5).__name__ == "T5ForConditionalGeneration"
+    assert type(bart).__name__ == "BartForConditionalGeneration"
+    hf_modular.register_auto_classes()  # idempotent
