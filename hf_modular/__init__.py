@@ -12,6 +12,7 @@ from .models.modular_t5 import ModularT5Config, ModularT5ForConditionalGeneratio
 from .plan import Plan, StackPlan
 from .registration import register_auto_classes
 from .report import CompressionReport
+from .training import CompressionTrainer, CompressionTrainingArguments
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,8 @@ __all__ = [
     "AssemblyError",
     "CheckpointError",
     "CompressionReport",
+    "CompressionTrainer",
+    "CompressionTrainingArguments",
     "ConfigError",
     "HfModularError",
     "ModularBartConfig",

@@ -128,6 +128,10 @@ class ModularModelMixin:
             self.config.assemble_strategy = strategy
         return self
 
+    def module_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters of every module in the pools (what module replacing trains)."""
+        return [p for name in STACKS for p in self.planned_layers(name).pool.parameters()]
+
     def reachable_ratios(self) -> list[float]:
         return self._plan_space.reachable_ratios()
 

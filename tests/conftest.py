@@ -142,3 +142,51 @@ def generate(model, inputs: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
 @pytest.fixture(params=FAMILIES)
 def family(request) -> str:
     return request.param
+
+
+def copy_task(family: str, size: int = 64, length: int = 8, seed: int = 3) -> list[dict[str, torch.Tensor]]:
+    """A small learnable task: the labels are the input tokens in reverse, then EOS."""
+    generator = torch.Generator().manual_seed(seed)
+    eos = 1 if family == "t5" else 2
+    rows = []
+    for _ in range(size):
+        tokens = torch.randint(3, VOCAB, (length,), generator=generator)
+        rows.append(
+            {
+                "input_ids": tokens,
+                "attention_mask": torch.ones(length, dtype=torch.long),
+                "labels": torch.cat([tokens.flip(0), torch.tensor([eos])]),
+            }
+        )
+    return rows
+
+
+def ragged_copy_task(family: str, size: int = 8, seed: int = 4) -> list[dict[str, torch.Tensor]]:
+    """Like copy_task, with lengths 3..9, so micro-batches hold different numbers of tokens."""
+    generator = torch.Generator().manual_seed(seed)
+    eos = 1 if family == "t5" else 2
+    rows = []
+    for _ in range(size):
+        length = int(torch.randint(3, 10, (), generator=generator))
+        tokens = torch.randint(3, VOCAB, (length,), generator=generator)
+        rows.append({"input_ids": tokens, "labels": torch.cat([tokens.flip(0), torch.tensor([eos])])})
+    return rows
+
+
+def pad_collator(family: str):
+    """Right-pads input_ids (attention_mask 0) and labels (-100)."""
+    pad = 0 if family == "t5" else 1
+
+    def collate(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        label_width = max(len(r["labels"]) for r in rows)
+        input_ids = torch.full((len(rows), width), pad)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        labels = torch.full((len(rows), label_width), -100)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row["input_ids"])] = row["input_ids"]
+            attention_mask[i, : len(row["input_ids"])] = 1
+            labels[i, : len(row["labels"])] = row["labels"]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+    return collate

@@ -1,0 +1,50 @@
+"""CompressionTrainingArguments: Seq2SeqTrainingArguments plus the distillation settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import Seq2SeqTrainingArguments
+
+from ..errors import ConfigError
+from .schedules import ReplacementSchedule
+
+
+@dataclass(kw_only=True)
+class CompressionTrainingArguments(Seq2SeqTrainingArguments):
+    """Loss weights and the replacement schedule (defaults follow docs/training.md).
+
+    The loss is ``ce_weight * CE + kd_weight * KD_T + hidden_weight * MSE_hidden +
+    attention_weight * MSE_attention``; every term is normalised over the whole optimizer step.
+    """
+
+    replacement_schedule: str = field(default="linear", metadata={"help": "'linear' or 'constant'"})
+    replacement_rate: float = field(default=0.3, metadata={"help": "rate at the first step (or the constant rate)"})
+    replacement_rate_end: float = field(default=1.0, metadata={"help": "rate at the last step (linear schedule)"})
+    ce_weight: float = field(default=1.0, metadata={"help": "cross-entropy on the labels"})
+    kd_weight: float = field(default=1.0, metadata={"help": "KL to the teacher's logits at kd_temperature, times T^2"})
+    kd_temperature: float = field(default=2.0, metadata={"help": "softmax temperature of the logit KD"})
+    hidden_weight: float = field(default=1.0, metadata={"help": "MSE to the teacher's hidden state at span boundaries"})
+    attention_weight: float = field(default=0.0, metadata={"help": "MSE to the teacher's attention maps (eager only)"})
+    # Each rank normalises by its own token count; DDP then averages ranks. Averaging tokens
+    # across devices instead would make Trainer scale the logged loss by the world size.
+    average_tokens_across_devices: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.schedule  # validates the schedule fields  # noqa: B018
+        for name in ("ce_weight", "kd_weight", "hidden_weight", "attention_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ConfigError(f"{name}={value!r} must be a number >= 0")
+        if not self.kd_temperature > 0:
+            raise ConfigError(f"kd_temperature={self.kd_temperature!r} must be > 0")
+        if self.ce_weight + self.kd_weight + self.hidden_weight + self.attention_weight == 0:
+            raise ConfigError("all loss weights are 0: nothing would be trained")
+        # Stochastic plans leave some modules unused in a step; DDP must expect that.
+        if self.ddp_find_unused_parameters is None:
+            self.ddp_find_unused_parameters = True
+
+    @property
+    def schedule(self) -> ReplacementSchedule:
+        return ReplacementSchedule(self.replacement_schedule, self.replacement_rate, self.replacement_rate_end)

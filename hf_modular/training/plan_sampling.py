@@ -1,0 +1,32 @@
+"""Sampling a training plan: multi-grained module replacing.
+
+At each layer boundary of a stack, with probability ``rate`` one of the modules that start
+there is used (uniformly over the granularities available), otherwise the teacher layer.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..assembly import PlanSpace
+from ..plan import STACKS, Plan, StackPlan
+
+
+def sample_plan(space: PlanSpace, rate: float, generator: torch.Generator) -> Plan:
+    stacks = {}
+    for name in STACKS:
+        depth = space.stacks[name].depth
+        modules_at: dict[int, list[tuple[int, int]]] = {}
+        for span in space.stacks[name].modules:
+            modules_at.setdefault(span[0], []).append(span)
+        spans, position = [], 0
+        while position < depth:
+            choices = modules_at.get(position, [])
+            if choices and torch.rand((), generator=generator).item() < rate:
+                span = choices[int(torch.randint(len(choices), (), generator=generator))]
+            else:
+                span = (position, position + 1)
+            spans.append(span)
+            position = span[1]
+        stacks[name] = StackPlan(depth, tuple(spans))
+    return Plan(**stacks)

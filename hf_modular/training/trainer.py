@@ -1,0 +1,217 @@
+"""CompressionTrainer: a Seq2SeqTrainer that trains by module replacing and distillation.
+
+For a modular model it trains every module of every granularity in one phase: each step
+samples a plan (``plan_sampling``), the same model under the identity plan provides the
+teacher signal (no second copy of the teacher in memory), and only module parameters learn.
+A separate ``teacher=`` model serves students that differ from their teacher (PET, COST-EFF,
+shrink-and-fine-tune baselines); it is a trainer attribute, so it is never saved or trained.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, Seq2SeqTrainer
+
+from ..errors import ConfigError
+from ..modeling_modular import ModularModelMixin
+from ..plan import STACKS, Plan
+from .arguments import CompressionTrainingArguments
+from .losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
+from .plan_sampling import sample_plan
+
+logger = logging.getLogger(__name__)
+
+_OUTPUT_NAMES = {
+    "encoder": ("encoder_hidden_states", "encoder_attentions"),
+    "decoder": ("decoder_hidden_states", "decoder_attentions"),
+}
+
+
+class CompressionTrainer(Seq2SeqTrainer):
+    # compute_loss normalises every term over the whole optimizer step itself.
+    loss_is_scaled_for_ga = True
+
+    def __init__(
+        self,
+        model: PreTrainedModel | None = None,
+        args: CompressionTrainingArguments | None = None,
+        *,
+        teacher: PreTrainedModel | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(args, CompressionTrainingArguments):
+            raise ConfigError(
+                f"CompressionTrainer needs CompressionTrainingArguments, got {type(args).__name__}: "
+                f"they carry the loss weights and the replacement schedule"
+            )
+        if model is None:
+            raise ConfigError("CompressionTrainer needs a model (a modular model, or a student with teacher=)")
+        self._modular = isinstance(model, ModularModelMixin)
+        if not self._modular and teacher is None:
+            raise ConfigError(
+                f"{type(model).__name__} is not a modular model, so it cannot be its own teacher: pass teacher=..."
+            )
+        if self._modular:
+            model.requires_grad_(False)
+            trainable = model.module_parameters()
+            if not trainable:
+                raise ConfigError("this modular model has no modules to train (check config.module_sizes)")
+            for parameter in trainable:
+                parameter.requires_grad_(True)
+        if args.attention_weight > 0:
+            # Attention maps are only returned by the eager implementation.
+            for m in (model, teacher):
+                if m is not None and m.config._attn_implementation != "eager":
+                    logger.info("attention distillation: switching %s to eager attention", type(m).__name__)
+                    m.set_attn_implementation("eager")
+        super().__init__(model=model, args=args, **kwargs)
+        self.teacher = self._prepare_teacher(teacher)
+        self._encoder_units: torch.Tensor | None = None
+        self._sample_counter = (-1, 0)  # (global step, micro-batches seen in it)
+        self._last_rate: float | None = None
+
+    # ----------------------------------------------------------------- setup
+    def _prepare_teacher(self, teacher: PreTrainedModel | None) -> PreTrainedModel | None:
+        if teacher is None:
+            return None
+        student_config = self.model.config
+        if teacher.config.vocab_size != student_config.vocab_size:
+            raise ConfigError(
+                f"teacher and student vocabularies differ ({teacher.config.vocab_size} vs "
+                f"{student_config.vocab_size}): logit distillation needs the same vocabulary"
+            )
+        if self.args.hidden_weight > 0 and teacher.config.d_model != student_config.d_model:
+            raise ConfigError(
+                f"hidden-state distillation needs equal hidden sizes (teacher d_model {teacher.config.d_model}, "
+                f"student {student_config.d_model}); set hidden_weight=0"
+            )
+        return teacher.requires_grad_(False).eval().to(self.args.device)
+
+    # ----------------------------------------------------------------- the loss
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """Also count the encoder tokens of the whole optimizer step, to normalise encoder terms."""
+        batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        counts = [self._encoder_mask(b).sum() for b in batch_samples if "input_ids" in b]
+        self._encoder_units = torch.stack(counts).sum().to(device) if counts else None
+        if self._encoder_units is not None and self.args.average_tokens_across_devices:
+            self._encoder_units = self.accelerator.gather(self._encoder_units).sum()
+        return batch_samples, num_items_in_batch
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ):
+        if not model.training:  # evaluation: the active plan's own loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        args: CompressionTrainingArguments = self.args
+        student = self.accelerator.unwrap_model(model)
+        labels = inputs["labels"]
+        label_mask = labels.ne(-100)
+        if not label_mask.any():
+            logger.warning("a training batch has no labels (all -100); it contributes no loss")
+        extra = {"output_hidden_states": args.hidden_weight > 0, "output_attentions": args.attention_weight > 0}
+        restore = student.active_plan if self._modular else None
+        try:
+            with torch.no_grad():
+                teacher_out = self._teacher_forward(student, inputs, extra)
+            plan = None
+            if self._modular:
+                plan = self._sample_plan(student)
+                student.set_plan(plan)
+            outputs = model(**inputs, **extra)
+        finally:
+            if restore is not None:
+                student.set_plan(restore)
+
+        decoder_units = self._units(num_items_in_batch, label_mask)
+        encoder_units = self._units(self._encoder_units, self._encoder_mask(inputs))
+        loss = (
+            args.ce_weight * cross_entropy_sum(outputs.logits, labels)
+            + args.kd_weight * logit_kd_sum(outputs.logits, teacher_out.logits, label_mask, args.kd_temperature)
+        ) / decoder_units
+        masks = {"encoder": self._encoder_mask(inputs), "decoder": label_mask}
+        units = {"encoder": encoder_units, "decoder": decoder_units}
+        for name in STACKS:
+            pairs = self._aligned_steps(student, plan, name, outputs, teacher_out)
+            if args.hidden_weight > 0:
+                hidden = [
+                    hidden_mse_sum(
+                        outputs[_OUTPUT_NAMES[name][0]][s], teacher_out[_OUTPUT_NAMES[name][0]][t], masks[name]
+                    )
+                    for s, t in pairs
+                ]
+                loss = loss + args.hidden_weight * torch.stack(hidden).mean() / units[name]
+            if args.attention_weight > 0:
+                attention = [
+                    attention_mse_sum(
+                        outputs[_OUTPUT_NAMES[name][1]][s - 1], teacher_out[_OUTPUT_NAMES[name][1]][t - 1], masks[name]
+                    )
+                    for s, t in pairs
+                ]
+                loss = loss + args.attention_weight * torch.stack(attention).mean() / units[name]
+        if args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+            loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
+        return (loss, outputs) if return_outputs else loss
+
+    def _teacher_forward(self, student: nn.Module, inputs: dict[str, Any], extra: dict[str, bool]):
+        if self.teacher is not None:
+            return self.teacher(**inputs, **extra)
+        # The identity plan of the modular model is the teacher, run without dropout.
+        student.set_plan(student.resolve_plan(None))
+        student.eval()
+        try:
+            return student(**inputs, **extra)
+        finally:
+            student.train()
+
+    def _sample_plan(self, student: ModularModelMixin) -> Plan:
+        """A plan drawn from a generator seeded by (seed, step, micro-batch): the same on every
+        rank, and the same again after resuming from a checkpoint."""
+        step = self.state.global_step
+        micro = self._sample_counter[1] + 1 if self._sample_counter[0] == step else 0
+        self._sample_counter = (step, micro)
+        progress = step / max(self.state.max_steps - 1, 1)
+        self._last_rate = self.args.schedule.rate(progress)
+        generator = torch.Generator().manual_seed((self.args.seed * 1_000_003 + step * 1_009 + micro) % 2**63)
+        return sample_plan(student.plan_space, self._last_rate, generator)
+
+    def _aligned_steps(
+        self, student: nn.Module, plan: Plan | None, name: str, outputs: Any, teacher_out: Any
+    ) -> list[tuple[int, int]]:
+        """(student hidden-state index, teacher hidden-state index) pairs to distil, embeddings excluded.
+
+        A modular student's step k ends at teacher boundary ``plan.boundaries[k]``. Any other
+        student is mapped uniformly onto the teacher's depth (student k -> teacher k * Lt / Ls).
+        """
+        key = _OUTPUT_NAMES[name][0] if self.args.hidden_weight > 0 else None
+        if key is None and self.args.attention_weight == 0:
+            return []
+        teacher_depth = len(teacher_out[key or _OUTPUT_NAMES[name][1]]) - (1 if key else 0)
+        if plan is not None and plan.stack(name).depth == teacher_depth:
+            return list(enumerate(plan.stack(name).boundaries))[1:]
+        student_depth = len(outputs[key or _OUTPUT_NAMES[name][1]]) - (1 if key else 0)
+        return [(k, round(k * teacher_depth / student_depth)) for k in range(1, student_depth + 1)]
+
+    @staticmethod
+    def _encoder_mask(inputs: dict[str, Any]) -> torch.Tensor:
+        mask = inputs.get("attention_mask")
+        return mask if mask is not None else torch.ones_like(inputs["input_ids"])
+
+    @staticmethod
+    def _units(window_count: torch.Tensor | int | None, local_mask: torch.Tensor) -> torch.Tensor:
+        """How many positions the whole optimizer step normalises over (at least 1)."""
+        count = window_count if window_count is not None else local_mask.sum()
+        return torch.as_tensor(count, device=local_mask.device).clamp(min=1).float()
+
+    # ----------------------------------------------------------------- logging
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if self._modular and self._last_rate is not None and "loss" in logs:
+            logs["replacement_rate"] = round(self._last_rate, 4)
+        super().log(logs, *args, **kwargs)

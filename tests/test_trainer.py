@@ -1,0 +1,253 @@
+"""CompressionTrainer: what training must and must not change, GA invariance, resume, errors."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from hf_modular import CompressionTrainer, CompressionTrainingArguments, ConfigError
+from hf_modular.plan import STACKS
+from tests.conftest import (
+    copy_task,
+    modular_class,
+    modular_model,
+    pad_collator,
+    ragged_copy_task,
+    sample_inputs,
+    tiny_teacher,
+)
+
+
+def training_args(tmp_path, **overrides) -> CompressionTrainingArguments:
+    values = {
+        "output_dir": str(tmp_path / "out"),
+        "max_steps": 12,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 2e-3,
+        "logging_steps": 4,
+        "report_to": [],
+        "save_strategy": "no",
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "seed": 7,
+    }
+    values.update(overrides)
+    return CompressionTrainingArguments(**values)
+
+
+def teacher_fingerprint(model) -> str:
+    """A hash of every parameter that is not a module: teacher layers, embeddings, norms, head."""
+    module_ids = {id(p) for p in model.module_parameters()}
+    digest = hashlib.sha256()
+    for name, param in sorted(model.named_parameters()):
+        if id(param) not in module_ids:
+            digest.update(name.encode())
+            digest.update(param.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_training_changes_every_module_and_nothing_else(family, tmp_path):
+    _, model = modular_model(family)
+    before_teacher = teacher_fingerprint(model)
+    before_modules = {n: p.detach().clone() for n, p in model.named_parameters() if ".pool." in n}
+    trainer = CompressionTrainer(
+        model=model,
+        args=training_args(tmp_path, max_steps=20),
+        train_dataset=copy_task(family),
+    )
+    trainer.train()
+    assert teacher_fingerprint(model) == before_teacher
+    changed = {n: not torch.equal(p, before_modules[n]) for n, p in model.named_parameters() if ".pool." in n}
+    assert all(changed.values()), [n for n, c in changed.items() if not c]
+    assert model.active_plan.is_identity  # training leaves the model on the plan it started with
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == set(before_modules)
+
+
+def test_loss_falls_on_a_learnable_task(family, tmp_path):
+    # The teacher is random and frozen, so the learnable task is imitating it: pure distillation.
+    _, model = modular_model(family)
+    args = training_args(
+        tmp_path,
+        max_steps=120,
+        replacement_schedule="constant",
+        replacement_rate=1.0,
+        logging_steps=20,
+        ce_weight=0.0,
+        learning_rate=1e-2,
+        lr_scheduler_type="constant",
+    )
+    trainer = CompressionTrainer(model=model, args=args, train_dataset=copy_task(family))
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert all(h["replacement_rate"] == 1.0 for h in trainer.state.log_history if "loss" in h)
+
+
+def test_checkpoint_holds_the_teacher_layers_once(family, tmp_path):
+    teacher, model = modular_model(family)
+    trainer = CompressionTrainer(
+        model=model, args=training_args(tmp_path, max_steps=2), train_dataset=copy_task(family)
+    )
+    trainer.train()
+    trainer.save_model(tmp_path / "saved")
+    with safe_open(str(tmp_path / "saved" / "model.safetensors"), framework="pt") as f:
+        keys = set(f.keys())
+    attr = model.adapter.layers_attr
+    teacher_layer_keys = {k for k in teacher.state_dict() if f".{attr}." in k}
+    saved_layer_keys = {k for k in keys if f".{attr}." in k and ".pool." not in k}
+    assert saved_layer_keys == teacher_layer_keys
+    assert len(keys) == len(set(keys))
+
+
+def sgd_args(tmp_path, batch: int, accumulation: int) -> CompressionTrainingArguments:
+    return training_args(
+        tmp_path,
+        max_steps=1,
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accumulation,
+        optim="sgd",
+        learning_rate=1.0,
+        max_grad_norm=0.0,
+        weight_decay=0.0,
+        lr_scheduler_type="constant",
+        replacement_schedule="constant",
+        replacement_rate=1.0,
+        warmup_steps=0,
+    )
+
+
+def test_gradient_accumulation_invariance(family, tmp_path):
+    # One module per stack and rate 1: the plan is fixed, so the two runs see the same model.
+    # With SGD at lr 1 the weight change IS the gradient.
+    results = []
+    for batch, accumulation in ((8, 1), (2, 4)):
+        model = modular_class(family).from_teacher(tiny_teacher(family), module_sizes=[2])
+        model.assemble({"encoder": [[0, 2], [2, 4], [4, 6]], "decoder": [[0, 2], [2, 4], [4, 6]]})
+        model.assemble(None)
+        before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad or ".pool." in n}
+        trainer = CompressionTrainer(
+            model=model,
+            args=sgd_args(tmp_path / f"{batch}", batch, accumulation),
+            train_dataset=ragged_copy_task(family),
+            data_collator=pad_collator(family),
+        )
+        trainer.train()
+        results.append({n: before[n] - p.detach() for n, p in model.named_parameters() if n in before})
+    full, accumulated = results
+    assert any(g.abs().sum() > 0 for g in full.values())
+    for name in full:
+        torch.testing.assert_close(accumulated[name], full[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def final_weights(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_resume_gives_the_same_final_weights(family, tmp_path):
+    def run(output, resume=None, stop_after=None):
+        _, model = modular_model(family)
+        args = training_args(output, max_steps=6, save_strategy="steps", save_steps=3, per_device_train_batch_size=4)
+        trainer = CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=32))
+        trainer.train(resume_from_checkpoint=resume)
+        return model, trainer
+
+    uninterrupted, reference = run(tmp_path / "a")
+    resumed, trainer = run(tmp_path / "b", resume=str(tmp_path / "a" / "out" / "checkpoint-3"))
+    for name, value in final_weights(uninterrupted).items():
+        assert torch.equal(value, final_weights(resumed)[name]), name
+    assert trainer.state.global_step == reference.state.global_step == 6
+
+
+def test_external_teacher_is_never_saved_or_trained(family, tmp_path):
+    teacher = tiny_teacher(family)
+    student = tiny_teacher(family, encoder_layers=2, decoder_layers=2, seed=5).train()
+    fingerprint = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in teacher.parameters())).hexdigest()
+    trainer = CompressionTrainer(
+        model=student,
+        teacher=teacher,
+        args=training_args(tmp_path, max_steps=4),
+        train_dataset=copy_task(family),
+    )
+    assert trainer.teacher.device == next(student.parameters()).device
+    trainer.train()
+    trainer.save_model(tmp_path / "saved")
+    after = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in teacher.parameters())).hexdigest()
+    assert after == fingerprint
+    with safe_open(str(tmp_path / "saved" / "model.safetensors"), framework="pt") as f:
+        assert set(f.keys()) <= set(student.state_dict())
+    assert sum(1 for _ in (tmp_path / "saved").glob("*.safetensors")) == 1
+
+
+def test_attention_distillation_trains(family, tmp_path):
+    _, model = modular_model(family)
+    args = training_args(tmp_path, max_steps=3, attention_weight=1.0, logging_steps=1)
+    trainer = CompressionTrainer(model=model, args=args, train_dataset=copy_task(family))
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert all(torch.isfinite(torch.tensor(loss)) for loss in losses)
+
+
+def test_evaluation_uses_the_active_plan(family, tmp_path):
+    _, model = modular_model(family)
+    model.assemble("3x")
+    trainer = CompressionTrainer(model=model, args=training_args(tmp_path), eval_dataset=copy_task(family, size=8))
+    metrics = trainer.evaluate()
+    inputs = {
+        k: torch.stack([r[k] for r in copy_task(family, size=8)]) for k in ("input_ids", "attention_mask", "labels")
+    }
+    with torch.no_grad():
+        expected = model.eval()(**inputs).loss.item()
+    assert metrics["eval_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"replacement_schedule": "cosine"}, "'cosine' is not one of"),
+        ({"replacement_rate": 1.5}, "replacement_rate=1.5"),
+        ({"kd_weight": -1.0}, "kd_weight=-1.0"),
+        ({"kd_temperature": 0.0}, "kd_temperature=0.0"),
+        ({"ce_weight": 0.0, "kd_weight": 0.0, "hidden_weight": 0.0}, "all loss weights are 0"),
+    ],
+)
+def test_bad_training_arguments(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        training_args(tmp_path, **overrides)
+
+
+def test_student_errors(tmp_path):
+    with pytest.raises(ConfigError, match="pass teacher="):
+        CompressionTrainer(model=tiny_teacher("t5"), args=training_args(tmp_path))
+    big_vocab = tiny_teacher("t5")
+    big_vocab.resize_token_embeddings(100)
+    with pytest.raises(ConfigError, match="vocabularies differ"):
+        CompressionTrainer(model=tiny_teacher("t5"), teacher=big_vocab, args=training_args(tmp_path))
+
+
+def test_all_ignored_labels_give_a_finite_loss(family, tmp_path):
+    _, model = modular_model(family)
+    rows = copy_task(family, size=8)
+    for row in rows:
+        row["labels"] = torch.full_like(row["labels"], -100)
+    trainer = CompressionTrainer(model=model, args=training_args(tmp_path, max_steps=1), train_dataset=rows)
+    trainer.train()
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_plans_are_sampled_per_step_and_cover_the_pool(family):
+    from hf_modular.training.plan_sampling import sample_plan
+
+    _, model = modular_model(family)
+    generator = torch.Generator().manual_seed(0)
+    used = {name: set() for name in STACKS}
+    for _ in range(200):
+        plan = sample_plan(model.plan_space, 0.7, generator)
+        for name in STACKS:
+            used[name] |= {span for span in plan.stack(name).spans if span[1] - span[0] > 1}
+    for name in STACKS:
+        assert used[name] == set(model.plan_space.stacks[name].modules)
+    assert sample_plan(model.plan_space, 0.0, generator).is_identity
+    _ = sample_inputs  # the module's fixtures are shared with the other tests
