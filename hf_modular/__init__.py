@@ -6,7 +6,9 @@ modular artifact.
 """
 
 from .assembly import STRATEGIES, PlanSpace
+from .calibration import Calibration, calibrate_assembly
 from .errors import AssemblyError, CheckpointError, ConfigError, HfModularError
+from .evaluation import AssemblyResult, AssemblyTable, evaluate_assemblies
 from .models.modular_bart import ModularBartConfig, ModularBartForConditionalGeneration
 from .models.modular_t5 import ModularT5Config, ModularT5ForConditionalGeneration
 from .plan import Plan, StackPlan
@@ -21,6 +23,9 @@ register_auto_classes()
 __all__ = [
     "STRATEGIES",
     "AssemblyError",
+    "AssemblyResult",
+    "AssemblyTable",
+    "Calibration",
     "CheckpointError",
     "CompressionReport",
     "CompressionTrainer",
@@ -35,5 +40,7 @@ __all__ = [
     "PlanSpace",
     "StackPlan",
     "__version__",
+    "calibrate_assembly",
+    "evaluate_assemblies",
     "register_auto_classes",
 ]

@@ -9,7 +9,7 @@ parsers and the tiling search can be tested exhaustively.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -194,6 +194,22 @@ class Tilings:
             if best is not None:
                 return StackPlan(self.depth, best[1])
         raise AssertionError("unreachable: a reachable step count always has a tiling")
+
+    def enumerate(self, num_steps: int) -> Iterator[StackPlan]:
+        """Every tiling with ``num_steps`` steps, most-even first, then in depth-first order."""
+        first = self.most_even(num_steps)
+        yield first
+        stack: list[tuple[int, tuple[Span, ...]]] = [(0, ())]
+        while stack:
+            position, spans = stack.pop()
+            if position == self.depth:
+                if len(spans) == num_steps and spans != first.spans:
+                    yield StackPlan(self.depth, spans)
+                continue
+            remaining = num_steps - len(spans)
+            for end in reversed(self._ends[position]):
+                if remaining - 1 in self._step_counts[end]:
+                    stack.append((end, (*spans, (position, end))))
 
     def _best_uncached(
         self, position: int, steps: int, largest: int

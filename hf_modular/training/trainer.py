@@ -9,18 +9,23 @@ shrink-and-fine-tune baselines); it is a trainer attribute, so it is never saved
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedModel, Seq2SeqTrainer
 
+from ..calibration import Calibration, calibrate_assembly
 from ..errors import ConfigError
+from ..evaluation import AssemblyTable, evaluate_assemblies
+from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
 from ..modeling_modular import ModularModelMixin
 from ..plan import STACKS, Plan
 from .arguments import CompressionTrainingArguments
-from .losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
 from .plan_sampling import sample_plan
 
 logger = logging.getLogger(__name__)
@@ -209,6 +214,32 @@ class CompressionTrainer(Seq2SeqTrainer):
         """How many positions the whole optimizer step normalises over (at least 1)."""
         count = window_count if window_count is not None else local_mask.sum()
         return torch.as_tensor(count, device=local_mask.device).clamp(min=1).float()
+
+    # ----------------------------------------------------------------- after training
+    def evaluate_assemblies(
+        self, eval_dataset: Dataset | None = None, ratios: Sequence[str] | None = None, **kwargs: Any
+    ) -> AssemblyTable:
+        """Quality, size and decode latency of every assembly (see ``hf_modular.evaluate_assemblies``)."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ConfigError("evaluate_assemblies needs an eval_dataset (here or in the trainer)")
+        kwargs.setdefault("batch_size", self.args.per_device_eval_batch_size)
+        return evaluate_assemblies(self._modular_model(), dataset, self.data_collator, ratios, **kwargs)
+
+    def calibrate(
+        self, ratios: Sequence[str], dataset: Dataset | None = None, num_batches: int = 4, **kwargs: Any
+    ) -> list[Calibration]:
+        """Choose the best plan per ratio by teacher-KL on a few batches; stored in the model's config."""
+        dataset = dataset if dataset is not None else (self.eval_dataset or self.train_dataset)
+        loader = DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.data_collator)
+        batches = list(itertools.islice(loader, num_batches))
+        return calibrate_assembly(self._modular_model(), batches, ratios, **kwargs)
+
+    def _modular_model(self) -> ModularModelMixin:
+        model = self.accelerator.unwrap_model(self.model)
+        if not isinstance(model, ModularModelMixin):
+            raise ConfigError(f"{type(model).__name__} has no assemblies: it is not a modular model")
+        return model
 
     # ----------------------------------------------------------------- logging
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,192 @@
+"""Evaluating every assembly of one trained artifact: quality, size and decode speed.
+
+The result is a table (one row per ratio) that renders as markdown, JSON and a quality-vs-
+speedup plot; the benchmark, the CLI's ``eval`` and model cards all use it.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .assembly import format_ratio
+from .modeling_modular import ModularModelMixin
+
+MetricFn = Callable[[list[list[int]], list[list[int]]], dict[str, float]]
+
+
+@dataclass
+class AssemblyResult:
+    ratio: str
+    plan: str
+    layer_ratio: float
+    params: int
+    encoder_layers: int
+    decoder_layers: int
+    eval_loss: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    latency_ms: dict[int, float] = field(default_factory=dict)  # batch size -> median greedy decode time
+    speedup: dict[int, float] = field(default_factory=dict)  # batch size -> teacher latency / this latency
+
+
+@dataclass
+class AssemblyTable:
+    rows: list[AssemblyResult]
+
+    def to_markdown(self) -> str:
+        metric_names = sorted({m for r in self.rows for m in r.metrics})
+        batch_sizes = sorted({b for r in self.rows for b in r.latency_ms})
+        header = ["ratio", "enc", "dec", "params", "loss", *metric_names]
+        header += [f"ms/batch@{b}" for b in batch_sizes] + [f"speedup@{b}" for b in batch_sizes]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+        for r in self.rows:
+            cells = [r.ratio, str(r.encoder_layers), str(r.decoder_layers), f"{r.params:,}", f"{r.eval_loss:.3f}"]
+            cells += [f"{r.metrics[m]:.4g}" if m in r.metrics else "" for m in metric_names]
+            cells += [f"{r.latency_ms[b]:.1f}" if b in r.latency_ms else "" for b in batch_sizes]
+            cells += [f"{r.speedup[b]:.2f}x" if b in r.speedup else "" for b in batch_sizes]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> str:
+        return json.dumps([asdict(r) for r in self.rows], indent=2)
+
+    def plot(self, path: str | Path, metric: str | None = None, batch_size: int | None = None) -> Path:
+        """Quality (``metric``, default the eval loss) against decode speedup; needs matplotlib."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError("plotting needs matplotlib: pip install 'hf_modular[plot]'") from error
+        batch_size = batch_size or max(b for r in self.rows for b in r.speedup)
+        ys = [r.metrics[metric] if metric else r.eval_loss for r in self.rows]
+        xs = [r.speedup[batch_size] for r in self.rows]
+        figure, axis = plt.subplots(figsize=(6, 4))
+        axis.plot(xs, ys, "o-")
+        for x, y, r in zip(xs, ys, self.rows, strict=True):
+            axis.annotate(r.ratio, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        axis.set_xlabel(f"greedy decode speedup vs teacher (batch {batch_size})")
+        axis.set_ylabel(metric or "eval loss")
+        axis.grid(alpha=0.3)
+        figure.tight_layout()
+        path = Path(path)
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+        return path
+
+
+@torch.no_grad()
+def evaluate_assemblies(
+    model: ModularModelMixin,
+    dataset: Dataset | Sequence[dict[str, Any]],
+    collate_fn: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    ratios: Sequence[str] | None = None,
+    batch_size: int = 32,
+    metric_fn: MetricFn | None = None,
+    max_new_tokens: int = 32,
+    latency_batch_sizes: Sequence[int] = (1, 32),
+    latency_repeats: int = 5,
+    progress: bool = True,
+) -> AssemblyTable:
+    """Evaluate ``model`` at each ratio (default: every reachable one), in memory.
+
+    Per ratio: teacher-forced loss on ``dataset``; if ``metric_fn`` is given, greedy decoding of
+    the whole dataset scored by ``metric_fn(predictions, references)`` (token ids, special tokens
+    and padding removed); and the median time to greedily decode one batch of each size in
+    ``latency_batch_sizes``, measured in this same run for the teacher ("1x") too.
+    """
+    specs = list(ratios) if ratios is not None else [format_ratio(r) for r in model.reachable_ratios()]
+    if "1x" not in specs:
+        specs = ["1x", *specs]  # speedups are relative to the teacher measured alongside
+    original, was_training = model.active_plan, model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
+    timing_rows = [dataset[i % len(dataset)] for i in range(max(latency_batch_sizes))]
+    rows: list[AssemblyResult] = []
+    iterator = specs
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(specs, desc="evaluating assemblies")
+    try:
+        for spec in iterator:
+            model.set_plan(model.resolve_plan(spec))
+            report = model.compression_report()
+            loss, predictions, references = _score(model, loader, metric_fn is not None, max_new_tokens)
+            latency = {
+                b: _decode_latency(model, collate_fn(timing_rows[:b]), max_new_tokens, latency_repeats)
+                for b in latency_batch_sizes
+            }
+            rows.append(
+                AssemblyResult(
+                    ratio=spec,
+                    plan=report.plan.describe(),
+                    layer_ratio=round(report.layer_ratio, 3),
+                    params=report.assembled_params,
+                    encoder_layers=report.stacks["encoder"].steps,
+                    decoder_layers=report.stacks["decoder"].steps,
+                    eval_loss=loss,
+                    metrics=metric_fn(predictions, references) if metric_fn else {},
+                    latency_ms=latency,
+                )
+            )
+    finally:
+        model.set_plan(original)
+        model.train(was_training)
+    teacher = next(r for r in rows if r.ratio == "1x")
+    for row in rows:
+        row.speedup = {b: teacher.latency_ms[b] / row.latency_ms[b] for b in row.latency_ms}
+    return AssemblyTable(rows)
+
+
+def _score(model: ModularModelMixin, loader: DataLoader, decode: bool, max_new_tokens: int):
+    device, special = model.device, _special_ids(model)
+    total, tokens, predictions, references = 0.0, 0, [], []
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        mask = batch["labels"].ne(-100)
+        total += model(**batch).loss.item() * int(mask.sum())
+        tokens += int(mask.sum())
+        if decode:
+            out = model.generate(
+                input_ids=batch["input_ids"],
+                attention_mask=batch.get("attention_mask"),
+                do_sample=False,
+                num_beams=1,
+                max_new_tokens=max_new_tokens,
+            )
+            predictions += [[t for t in row.tolist() if t not in special] for row in out]
+            references += [[t for t in row.tolist() if t >= 0 and t not in special] for row in batch["labels"]]
+    return total / max(tokens, 1), predictions, references
+
+
+def _special_ids(model: ModularModelMixin) -> set[int]:
+    config = model.generation_config
+    ids = {config.pad_token_id, config.bos_token_id, config.decoder_start_token_id}
+    eos = config.eos_token_id
+    ids |= set(eos) if isinstance(eos, list) else {eos}
+    return {i for i in ids if i is not None}
+
+
+def _decode_latency(
+    model: ModularModelMixin, batch: dict[str, torch.Tensor], max_new_tokens: int, repeats: int
+) -> float:
+    """Median milliseconds to greedily decode ``batch`` to exactly ``max_new_tokens`` tokens."""
+    inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
+    kwargs = {"do_sample": False, "num_beams": 1, "max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens}
+    model.generate(**inputs, **kwargs)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.generate(**inputs, **kwargs)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)

@@ -1,0 +1,100 @@
+"""The calibrated strategy and the evaluation of every assembly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM
+
+from hf_modular import AssemblyError, CompressionTrainer, calibrate_assembly, evaluate_assemblies
+from hf_modular.calibration import _teacher_kl, _teacher_reference
+from tests.conftest import copy_task, modular_model, pad_collator, sample_inputs
+from tests.test_trainer import training_args
+
+
+def batches(family, n=2):
+    rows = copy_task(family, size=8 * n)
+    collate = pad_collator(family)
+    return [collate(rows[i : i + 8]) for i in range(0, len(rows), 8)]
+
+
+def test_calibration_picks_the_lowest_kl_plan_and_is_reproducible(family, tmp_path):
+    _, model = modular_model(family)
+    results = calibrate_assembly(model, batches(family), ["2x", "3x"], max_candidates=50)
+    assert [r.ratio for r in results] == ["2x", "3x"]
+    assert set(model.config.calibrated_plans) == {"2x", "3x"}
+    model.eval()
+    references = [_teacher_reference(model, b, 32) for b in batches(family)]
+    assert results[0].candidates > 1  # 2x: several tilings of 3+3 (and other step counts) compete
+    assert results[1].candidates == 1  # 3x on 6+6: only M0-2 M3-5 in each stack
+    for result in results:
+        # no worse than the deterministic strategies' plans (which are among the candidates)
+        for strategy in ("size-first", "speed-first"):
+            other = model.resolve_plan(result.ratio, strategy)
+            assert result.kl <= _teacher_kl(model, other, references) + 1e-6
+        assert model.resolve_plan(result.ratio, "calibrated") == result.plan
+    model.set_plan(model.resolve_plan(None))
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, assemble="3x", assemble_strategy="calibrated")
+    assert loaded.active_plan == results[1].plan
+    model.assemble("3x", strategy="calibrated")
+    inputs = sample_inputs(family)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(**inputs).logits, model(**inputs).logits)
+
+
+def test_calibration_rejects_unreachable_ratios(family):
+    _, model = modular_model(family)
+    with pytest.raises(AssemblyError, match="not reachable"):
+        calibrate_assembly(model, batches(family), ["99x"])
+
+
+def test_evaluate_assemblies_table_and_plot(family, tmp_path):
+    _, model = modular_model(family)
+
+    def exact_match(predictions, references):
+        return {"exact": sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)}
+
+    table = evaluate_assemblies(
+        model,
+        copy_task(family, size=8),
+        pad_collator(family),
+        ratios=["2x", "3x"],
+        batch_size=4,
+        metric_fn=exact_match,
+        max_new_tokens=4,
+        latency_batch_sizes=(1, 4),
+        latency_repeats=2,
+        progress=False,
+    )
+    assert [r.ratio for r in table.rows] == ["1x", "2x", "3x"]
+    teacher, half, third = table.rows
+    assert teacher.speedup == {1: 1.0, 4: 1.0}
+    assert teacher.params > half.params > third.params
+    assert (half.encoder_layers, half.decoder_layers) == (3, 3)
+    assert all(0.0 <= r.metrics["exact"] <= 1.0 and r.eval_loss > 0 for r in table.rows)
+    # the loss of each row is the teacher-forced loss of that plan
+    model.assemble("3x")
+    collated = pad_collator(family)(copy_task(family, size=8))
+    with torch.no_grad():
+        assert third.eval_loss == pytest.approx(model.eval()(**collated).loss.item(), rel=1e-5)
+    markdown = table.to_markdown()
+    assert "| 3x | 2 | 2 |" in markdown and "speedup@4" in markdown
+    png = table.plot(tmp_path / "plot.png", metric="exact")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_trainer_evaluate_assemblies_and_calibrate(family, tmp_path):
+    _, model = modular_model(family)
+    trainer = CompressionTrainer(
+        model=model,
+        args=training_args(tmp_path, max_steps=2, per_device_eval_batch_size=4),
+        train_dataset=copy_task(family),
+        eval_dataset=copy_task(family, size=8),
+        data_collator=pad_collator(family),
+    )
+    trainer.train()
+    table = trainer.evaluate_assemblies(ratios=["2x"], latency_batch_sizes=(2,), latency_repeats=1, progress=False)
+    assert [r.ratio for r in table.rows] == ["1x", "2x"]
+    assert trainer.calibrate(["2x"], num_batches=1)[0].ratio == "2x"
+    assert model.active_plan.is_identity
