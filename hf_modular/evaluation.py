@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from transformers import PreTrainedModel
 
 from .assembly import format_ratio
 from .modeling_modular import ModularModelMixin
@@ -121,7 +122,7 @@ def evaluate_assemblies(
         for spec in iterator:
             model.set_plan(model.resolve_plan(spec))
             report = model.compression_report()
-            loss, predictions, references = _score(model, loader, metric_fn is not None, max_new_tokens)
+            loss, predictions, references = score_loader(model, loader, metric_fn is not None, max_new_tokens)
             latency = {
                 b: _decode_latency(model, collate_fn(timing_rows[:b]), max_new_tokens, latency_repeats)
                 for b in latency_batch_sizes
@@ -148,7 +149,9 @@ def evaluate_assemblies(
     return AssemblyTable(rows)
 
 
-def _score(model: ModularModelMixin, loader: DataLoader, decode: bool, max_new_tokens: int):
+def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_new_tokens: int):
+    """Teacher-forced loss over ``loader`` and, if ``decode``, greedy predictions and references
+    (token ids without special tokens or padding). Works for any seq2seq model."""
     device, special = model.device, _special_ids(model)
     total, tokens, predictions, references = 0.0, 0, [], []
     for batch in loader:
@@ -169,7 +172,7 @@ def _score(model: ModularModelMixin, loader: DataLoader, decode: bool, max_new_t
     return total / max(tokens, 1), predictions, references
 
 
-def _special_ids(model: ModularModelMixin) -> set[int]:
+def _special_ids(model: PreTrainedModel) -> set[int]:
     config = model.generation_config
     ids = {config.pad_token_id, config.bos_token_id, config.decoder_start_token_id}
     eos = config.eos_token_id

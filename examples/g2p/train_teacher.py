@@ -1,0 +1,86 @@
+"""Train a G2P teacher from scratch (resumable), then ship it as fp16 safetensors.
+
+    python examples/g2p/train_teacher.py --family t5 --steps 9000
+
+Checkpoints go to runs/g2p/teacher-<family>/ every 500 steps; rerunning resumes from the
+last complete one. The finished teacher (weights in fp16, under 10 MB), its tokenizer and
+its test-set metrics are written to examples/g2p/teachers/<family>/, which the main job uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from data import G2PDataset, build_tokenizer, collate, g2p_metrics, split
+from teachers import FAMILIES, MAX_NEW_TOKENS, new_teacher
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from hf_modular.evaluation import score_loader  # one decoding/metric loop for teachers and assemblies
+
+HERE = Path(__file__).parent
+
+
+def evaluate(model, entries, tokenizer, batch_size: int = 256) -> dict[str, float]:
+    loader = torch.utils.data.DataLoader(G2PDataset(entries, tokenizer), batch_size=batch_size, collate_fn=collate)
+    loss, predictions, references = score_loader(model.eval(), loader, True, MAX_NEW_TOKENS)
+    return {"loss": round(loss, 4), **{k: round(v, 2) for k, v in g2p_metrics(predictions, references).items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", choices=FAMILIES, required=True)
+    parser.add_argument("--steps", type=int, default=9000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--runs", type=Path, default=Path("runs/g2p"))
+    parser.add_argument("--out", type=Path, default=None, help="default: examples/g2p/teachers/<family>")
+    args = parser.parse_args()
+    out = args.out or HERE / "teachers" / args.family
+
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer()
+    data = split()
+    model = new_teacher(args.family, len(tokenizer))
+    run_dir = args.runs / f"teacher-{args.family}"
+    training_args = Seq2SeqTrainingArguments(
+        output_dir=str(run_dir),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_steps=200,
+        lr_scheduler_type="cosine",
+        weight_decay=0.01,
+        logging_steps=100,
+        save_strategy="steps",
+        save_steps=500,
+        save_total_limit=2,
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=G2PDataset(data["train"], tokenizer),
+        data_collator=collate,
+    )
+    last = get_last_checkpoint(str(run_dir)) if run_dir.exists() else None
+    trainer.train(resume_from_checkpoint=last)
+
+    metrics = {"dev": evaluate(model, data["dev"], tokenizer), "test": evaluate(model, data["test"], tokenizer)}
+    metrics["steps"] = trainer.state.global_step
+    metrics["train_seconds"] = round(sum(h.get("train_runtime", 0) for h in trainer.state.log_history), 1)
+    print(json.dumps(metrics, indent=2))
+    model.half().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"saved the {args.family} teacher to {out}")
+
+
+if __name__ == "__main__":
+    main()
