@@ -29,14 +29,14 @@ HERE = Path(__file__).parent
 MODULAR = {"t5": hf_modular.ModularT5ForConditionalGeneration, "bart": hf_modular.ModularBartForConditionalGeneration}
 
 
-def load_teacher(family: str, path: Path | None = None):  # noqa: ANN201
+def load_teacher(family: str, path: Path | None = None):
     path = path or HERE / "teachers" / family
     if not (path / "model.safetensors").exists():
         raise SystemExit(f"no teacher at {path}: run examples/g2p/train_teacher.py --family {family} first")
     return AutoModelForSeq2SeqLM.from_pretrained(path, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(path)
 
 
-def training_arguments(out: Path, steps: int, **overrides) -> CompressionTrainingArguments:  # noqa: ANN003
+def training_arguments(out: Path, steps: int, **overrides) -> CompressionTrainingArguments:
     values = {
         "output_dir": str(out),
         "max_steps": steps,
@@ -73,7 +73,7 @@ def main() -> None:
     ratios = args.ratios.split(",")
     model = MODULAR[args.family].from_teacher(teacher)
 
-    def table(title: str):  # noqa: ANN202
+    def table(title: str):
         result = evaluate_assemblies(
             model,
             dev,
