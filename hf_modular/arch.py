@@ -32,6 +32,12 @@ class ArchAdapter:
     def stack(self, model: nn.Module, name: str) -> nn.Module:
         return model.get_encoder() if name == "encoder" else model.get_decoder()
 
+    def layers_prefix(self, model: nn.Module, name: str) -> str:
+        """State-dict prefix of a stack's layers in ``model`` (``"model.encoder.layers."`` for BART)."""
+        stack = self.stack(model, name)
+        qualified = next(n for n, m in model.named_modules() if m is stack)
+        return f"{qualified}.{self.layers_attr}."
+
     def depth(self, config: PreTrainedConfig, name: str) -> int:
         return int(getattr(config, self.depth_fields[0 if name == "encoder" else 1]))
 
@@ -75,3 +81,11 @@ BART_ADAPTER = ArchAdapter(
     depth_fields=("encoder_layers", "decoder_layers"),
     layer_factory=_bart_layer,
 )
+
+
+def adapter_for(model: nn.Module) -> ArchAdapter:
+    """The adapter of a stock T5 or BART model (subclasses such as the modular models included)."""
+    for adapter in (T5_ADAPTER, BART_ADAPTER):
+        if isinstance(model, adapter.stock_model_class):
+            return adapter
+    raise TypeError(f"hf_modular supports T5 and BART models, got {type(model).__name__}")

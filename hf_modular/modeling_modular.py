@@ -73,7 +73,6 @@ class ModularModelMixin:
     def _install_planned_layers(self, needed: Plan | None) -> None:
         """Replace each stack's layer list; keep only the layers ``needed`` (all if None)."""
         unused_patterns = []
-        qualified = {id(module): name for name, module in self.named_modules()}  # type: ignore[attr-defined]
         for name in STACKS:
             stack = self.adapter.stack(self, name)
             stock_layers = getattr(stack, self.adapter.layers_attr)
@@ -87,7 +86,7 @@ class ModularModelMixin:
             }
             setattr(stack, self.adapter.layers_attr, PlannedLayers(teacher, modules))
             # A checkpoint holds every layer; say which ones this model leaves unread on purpose.
-            prefix = re.escape(f"{qualified[id(stack)]}.{self.adapter.layers_attr}.")
+            prefix = re.escape(self.adapter.layers_prefix(self, name))
             unused_patterns += [rf"(^|\.){prefix}{i}\." for i in range(space.depth) if i not in teacher]
             unused_patterns += [rf"(^|\.){prefix}{POOL}\.{s}_{e}\." for s, e in space.modules if (s, e) not in modules]
         self._keys_to_ignore_on_load_unexpected = set(self._keys_to_ignore_on_load_unexpected or ()) | set(
@@ -213,9 +212,7 @@ class ModularModelMixin:
     # ----------------------------------------------------------------- export and reporting
     def assembled_state_dict(self) -> dict[str, torch.Tensor]:
         """The active plan's weights under stock key names (step k -> ``<stack>.<layers>.k``)."""
-        attr = self.adapter.layers_attr
-        qualified = {id(module): name for name, module in self.named_modules()}  # type: ignore[attr-defined]
-        stack_prefixes = [f"{qualified[id(self.adapter.stack(self, name))]}.{attr}." for name in STACKS]
+        stack_prefixes = [self.adapter.layers_prefix(self, name) for name in STACKS]
         state = {
             k: v
             for k, v in self.state_dict().items()
