@@ -8,7 +8,7 @@ modular artifact.
 from .assembly import STRATEGIES, PlanSpace
 from .calibration import Calibration, calibrate_assembly
 from .errors import AssemblyError, CheckpointError, ConfigError, HfModularError
-from .evaluation import AssemblyResult, AssemblyTable, evaluate_assemblies
+from .evaluation import AssemblyResult, AssemblyTable, evaluate_assemblies, measure_model
 from .models.modular_bart import ModularBartConfig, ModularBartForConditionalGeneration
 from .models.modular_t5 import ModularT5Config, ModularT5ForConditionalGeneration
 from .plan import Plan, StackPlan
@@ -42,5 +42,6 @@ __all__ = [
     "__version__",
     "calibrate_assembly",
     "evaluate_assemblies",
+    "measure_model",
     "register_auto_classes",
 ]

@@ -109,9 +109,6 @@ def evaluate_assemblies(
     if "1x" not in specs:
         specs = ["1x", *specs]  # speedups are relative to the teacher measured alongside
     original, was_training = model.active_plan, model.training
-    model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
-    timing_rows = [dataset[i % len(dataset)] for i in range(max(latency_batch_sizes))]
     rows: list[AssemblyResult] = []
     iterator = specs
     if progress:
@@ -122,11 +119,16 @@ def evaluate_assemblies(
         for spec in iterator:
             model.set_plan(model.resolve_plan(spec))
             report = model.compression_report()
-            loss, predictions, references = score_loader(model, loader, metric_fn is not None, max_new_tokens)
-            latency = {
-                b: _decode_latency(model, collate_fn(timing_rows[:b]), max_new_tokens, latency_repeats)
-                for b in latency_batch_sizes
-            }
+            loss, metrics, latency = measure_model(
+                model,
+                dataset,
+                collate_fn,
+                batch_size=batch_size,
+                metric_fn=metric_fn,
+                max_new_tokens=max_new_tokens,
+                latency_batch_sizes=latency_batch_sizes,
+                latency_repeats=latency_repeats,
+            )
             rows.append(
                 AssemblyResult(
                     ratio=spec,
@@ -136,7 +138,7 @@ def evaluate_assemblies(
                     encoder_layers=report.stacks["encoder"].steps,
                     decoder_layers=report.stacks["decoder"].steps,
                     eval_loss=loss,
-                    metrics=metric_fn(predictions, references) if metric_fn else {},
+                    metrics=metrics,
                     latency_ms=latency,
                 )
             )
@@ -147,6 +149,34 @@ def evaluate_assemblies(
     for row in rows:
         row.speedup = {b: teacher.latency_ms[b] / row.latency_ms[b] for b in row.latency_ms}
     return AssemblyTable(rows)
+
+
+@torch.no_grad()
+def measure_model(
+    model: PreTrainedModel,
+    dataset: Dataset | Sequence[dict[str, Any]],
+    collate_fn: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    *,
+    batch_size: int = 32,
+    metric_fn: MetricFn | None = None,
+    max_new_tokens: int = 32,
+    latency_batch_sizes: Sequence[int] = (1, 32),
+    latency_repeats: int = 5,
+) -> tuple[float, dict[str, float], dict[int, float]]:
+    """(teacher-forced loss, metric_fn on greedy decodes, median decode ms per batch size) of any seq2seq model."""
+    was_training = model.training
+    model.eval()
+    try:
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
+        loss, predictions, references = score_loader(model, loader, metric_fn is not None, max_new_tokens)
+        timing_rows = [dataset[i % len(dataset)] for i in range(max(latency_batch_sizes))]
+        latency = {
+            b: _decode_latency(model, collate_fn(timing_rows[:b]), max_new_tokens, latency_repeats)
+            for b in latency_batch_sizes
+        }
+    finally:
+        model.train(was_training)
+    return loss, metric_fn(predictions, references) if metric_fn else {}, latency
 
 
 def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_new_tokens: int):
