@@ -1,0 +1,71 @@
+"""The G2P example: a deterministic split, a tokenizer that round-trips, correct metrics, and the main job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+G2P = Path(__file__).resolve().parents[1] / "examples" / "g2p"
+sys.path.insert(0, str(G2P))
+
+from data import build_tokenizer, edit_distance, g2p_metrics, spell, split  # noqa: E402
+
+
+def test_split_is_fixed_and_disjoint():
+    parts = split()
+    assert {k: len(v) for k, v in parts.items()} == {"test": 5000, "dev": 2000, "train": 119052}
+    words = {k: {w for w, _ in v} for k, v in parts.items()}
+    assert not (words["test"] & words["train"]) and not (words["dev"] & words["train"])
+    # the seeded shuffle is part of the benchmark's definition: these must never change
+    assert [w for w, _ in parts["test"][:3]] == ["aachen", "erstwhile", "claritin"]
+    assert [w for w, _ in parts["dev"][:2]] == ["phariss", "disarray"]
+    assert parts["train"][0] == ("depeche", ("D", "EH0", "P", "EH1", "SH"))
+
+
+def test_tokenizer_round_trips(tmp_path):
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    ids = loaded(spell("phoneme"))["input_ids"]
+    assert ids == tokenizer(spell("phoneme"))["input_ids"] and ids[-1] == loaded.eos_token_id
+    assert loaded.decode(loaded("F OW1 N IY0 M")["input_ids"], skip_special_tokens=True) == "F OW1 N IY0 M"
+    assert (loaded.pad_token_id, loaded.eos_token_id) == (0, 1)
+
+
+def test_metrics():
+    assert edit_distance([1, 2, 3], [1, 3]) == 1
+    assert edit_distance([], [4, 5]) == 2
+    assert g2p_metrics([[1, 2], [3]], [[1, 2], [4, 5]]) == {"PER": 50.0, "WER": 50.0}
+
+
+@pytest.mark.slow
+def test_main_job_runs_on_the_shipped_teacher(tmp_path):
+    if not (G2P / "teachers" / "t5" / "model.safetensors").exists():
+        pytest.fail("the shipped T5 teacher is missing from examples/g2p/teachers/t5")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(G2P / "run.py"),
+            "--steps",
+            "4",
+            "--eval-words",
+            "16",
+            "--ratios",
+            "2x",
+            "--runs",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "modular-t5" / "summary.json").read_text())
+    assert set(summary) == {"1x", "2x"}
+    assert summary["1x"]["PER_before"] == summary["1x"]["PER_after"]  # the teacher is never trained
+    assert (tmp_path / "modular-t5" / "artifact" / "model.safetensors").exists()
