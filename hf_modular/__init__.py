@@ -7,14 +7,14 @@ modular artifact.
 
 from .assembly import STRATEGIES, PlanSpace
 from .calibration import Calibration, calibrate_assembly
-from .errors import AssemblyError, CheckpointError, ConfigError, HfModularError
+from .errors import AssemblyError, CheckpointError, ConfigError, DataError, HfModularError
 from .evaluation import AssemblyResult, AssemblyTable, evaluate_assemblies, measure_model
 from .models.modular_bart import ModularBartConfig, ModularBartForConditionalGeneration
 from .models.modular_t5 import ModularT5Config, ModularT5ForConditionalGeneration
 from .plan import Plan, StackPlan
 from .registration import register_auto_classes
 from .report import CompressionReport
-from .training import CompressionTrainer, CompressionTrainingArguments
+from .training import CompressionTrainer, CompressionTrainingArguments, SafeCheckpointing
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __all__ = [
     "CompressionTrainer",
     "CompressionTrainingArguments",
     "ConfigError",
+    "DataError",
     "HfModularError",
     "ModularBartConfig",
     "ModularBartForConditionalGeneration",
@@ -38,6 +39,7 @@ __all__ = [
     "ModularT5ForConditionalGeneration",
     "Plan",
     "PlanSpace",
+    "SafeCheckpointing",
     "StackPlan",
     "__version__",
     "calibrate_assembly",

@@ -27,10 +27,16 @@ class ArchAdapter:
     layers_attr: str
     depth_fields: tuple[str, str]  # config fields holding the encoder and decoder depth
     layer_factory: Callable[[PreTrainedConfig, str, bool], nn.Module]  # (stack config, stack name, owns start)
+    size_fields: tuple[str, ...]  # integer architecture fields that must be positive
+    ffn_fields: tuple[str, ...]  # feed-forward widths, for the parameter estimate
     start_only_params: tuple[str, ...] = ()  # parameter-name fragments owned by position 0 only
 
     def stack(self, model: nn.Module, name: str) -> nn.Module:
         return model.get_encoder() if name == "encoder" else model.get_decoder()
+
+    def max_positions(self, config: PreTrainedConfig) -> int | None:
+        """The longest sequence the model can embed (BART's learned positions), None if unbounded (T5)."""
+        return getattr(config, "max_position_embeddings", None) if self.family == "bart" else None
 
     def layers_prefix(self, model: nn.Module, name: str) -> str:
         """State-dict prefix of a stack's layers in ``model`` (``"model.encoder.layers."`` for BART)."""
@@ -44,6 +50,13 @@ class ArchAdapter:
     def new_layer(self, stack: nn.Module, name: str, owns_start: bool) -> nn.Module:
         """One more layer with exactly the architecture of this stack's teacher layers."""
         return self.layer_factory(stack.config, name, owns_start)
+
+    def estimate_parameters(self, config: PreTrainedConfig) -> int:
+        """A cheap upper-bound-ish count from the config alone, to refuse absurd configs before building."""
+        d_model, vocab = config.d_model, config.vocab_size
+        ffn = max(getattr(config, f) for f in self.ffn_fields)
+        layers = self.depth(config, "encoder") + self.depth(config, "decoder")
+        return vocab * d_model + layers * (8 * d_model * d_model + 2 * d_model * ffn)
 
     def per_layer_params(self, layer: nn.Module) -> int:
         """Parameters a layer has at any position (without what only position 0 owns)."""
@@ -69,6 +82,8 @@ T5_ADAPTER = ArchAdapter(
     layers_attr="block",
     depth_fields=("num_layers", "num_decoder_layers"),
     layer_factory=_t5_layer,
+    size_fields=("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads"),
+    ffn_fields=("d_ff",),
     # T5 computes relative position bias in the first layer of a stack and hands it on.
     start_only_params=("relative_attention_bias",),
 )
@@ -80,6 +95,18 @@ BART_ADAPTER = ArchAdapter(
     layers_attr="layers",
     depth_fields=("encoder_layers", "decoder_layers"),
     layer_factory=_bart_layer,
+    size_fields=(
+        "vocab_size",
+        "d_model",
+        "encoder_layers",
+        "decoder_layers",
+        "encoder_ffn_dim",
+        "decoder_ffn_dim",
+        "encoder_attention_heads",
+        "decoder_attention_heads",
+        "max_position_embeddings",
+    ),
+    ffn_fields=("encoder_ffn_dim", "decoder_ffn_dim"),
 )
 
 

@@ -9,6 +9,8 @@ new fields, so they are validated here.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,6 +23,28 @@ from .errors import ConfigError
 from .plan import STACKS, default_module_sizes
 
 MODULAR_FIELDS = ("module_sizes", "assemble", "assemble_strategy", "calibrated_plans", "teacher_name_or_path")
+# Keys a saved T5/BART config carries besides its dataclass fields (derived or bookkeeping values).
+KNOWN_EXTRA_KEYS = frozenset(
+    {
+        "model_type",
+        "transformers_version",
+        "_name_or_path",
+        "architectures",
+        "torch_dtype",
+        "dtype",
+        "decoder_start_token_id",
+        "tie_word_embeddings",
+        "scale_decoder_outputs",
+        "dense_act_fn",
+        "is_gated_act",
+    }
+)
+# Keys that would make transformers import code named by the checkpoint: never honoured.
+CODE_KEYS = ("auto_map", "trust_remote_code")
+MAX_PARAMETERS = 20_000_000_000  # a config describing more than this is refused before anything is built
+MAX_LAYERS = 256
+
+logger = logging.getLogger(__name__)
 
 
 def _is_int(value: object) -> bool:
@@ -51,7 +75,20 @@ class ModularConfigMixin:
     adapter: ClassVar[ArchAdapter]
 
     def __post_init__(self, **kwargs: Any) -> None:
+        fields = {f.name for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        unknown = sorted(k for k in kwargs if k not in fields and k not in KNOWN_EXTRA_KEYS and k not in CODE_KEYS)
+        for key in CODE_KEYS:
+            if kwargs.pop(key, None):
+                logger.warning(
+                    "ignoring '%s' in a %s: hf_modular never runs code named by a config", key, self.model_type
+                )
         super().__post_init__(**kwargs)  # type: ignore[misc]
+        if getattr(self, "auto_map", None):
+            logger.warning("ignoring 'auto_map' in a %s: hf_modular never runs code named by a config", self.model_type)
+            self.auto_map = None
+        if unknown:  # from a newer version, most likely: forward compatible, so warn and carry on
+            logger.warning("%s: ignoring config keys this version does not use: %s", type(self).__name__, unknown)
+        self.validate_sizes()
         self.validate_modular_fields()
 
     @classmethod
@@ -77,6 +114,22 @@ class ModularConfigMixin:
         if isinstance(sizes, Mapping):
             return tuple(sorted(set(sizes.get(name, default_module_sizes(self.stack_depth(name))))))
         return tuple(sorted(set(sizes)))
+
+    def validate_sizes(self) -> None:
+        """Refuse sizes that are not positive or that describe an impossibly large model."""
+        for field in self.adapter.size_fields:
+            value = getattr(self, field)
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"{field}={value!r}: must be a positive integer")
+        for name in STACKS:
+            if self.stack_depth(name) > MAX_LAYERS:
+                raise ConfigError(f"{name} depth {self.stack_depth(name)} exceeds {MAX_LAYERS} layers")
+        estimate = self.adapter.estimate_parameters(self)
+        if estimate > MAX_PARAMETERS:
+            raise ConfigError(
+                f"this config describes about {estimate:.3g} parameters (more than {MAX_PARAMETERS:.0e}); "
+                f"refusing to build it"
+            )
 
     def validate_modular_fields(self) -> None:
         sizes = self.module_sizes

@@ -20,3 +20,7 @@ class ConfigError(HfModularError):
 
 class CheckpointError(HfModularError):
     """A checkpoint that lacks weights the requested model needs, or that cannot be read safely."""
+
+
+class DataError(HfModularError):
+    """Training or evaluation data that cannot be used as given (empty, too long, ...)."""

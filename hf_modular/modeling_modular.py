@@ -10,20 +10,26 @@ plan named by ``config.assemble``. Everything family-specific is asked of the co
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers.modeling_utils import PreTrainedModel
 
 from .assembly import PlanSpace, StackSpace
-from .errors import AssemblyError, CheckpointError
+from .atomic_save import staged_directory, verify_manifest
+from .errors import AssemblyError, CheckpointError, HfModularError
 from .model_card import write_assembled_card
 from .plan import STACKS, Plan, Span, module_spans
 from .planned_layers import POOL, PlannedLayers
 from .report import CompressionReport, StackCount
+from .safe_loading import check_checkpoint_folder
+
+logger = logging.getLogger(__name__)
 
 
 class ModularModelMixin:
@@ -190,14 +196,32 @@ class ModularModelMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *args: Any, **kwargs: Any):
-        """Stock ``from_pretrained``, refusing checkpoints that lack layers the plan needs.
+        """Stock ``from_pretrained`` with hf_modular's loading rules.
 
-        Without the check, a missing module would be silently initialised at random.
+        Only safetensors and JSON are read, ``trust_remote_code`` is never passed on, a local
+        folder's files must stay inside it, and any failure to read the checkpoint is a
+        ``CheckpointError``. A checkpoint that lacks layers the plan needs is refused too:
+        otherwise those layers would be silently initialised at random.
         """
+        if kwargs.pop("trust_remote_code", None):
+            logger.warning("ignoring trust_remote_code: hf_modular never runs code from a checkpoint")
+        if kwargs.get("use_safetensors") is False:
+            raise CheckpointError("use_safetensors=False: hf_modular loads safetensors weights only")
+        kwargs["use_safetensors"] = True
         want_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(  # type: ignore[misc]
-            pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
-        )
+        verify = kwargs.pop("verify_checksums", True)
+        folder = Path(pretrained_model_name_or_path)
+        if folder.is_dir():
+            check_checkpoint_folder(folder)
+            verify_manifest(folder, checksums=verify)
+        try:
+            model, info = super().from_pretrained(  # type: ignore[misc]
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
+        except HfModularError:
+            raise
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError) as error:
+            raise CheckpointError(f"cannot load {pretrained_model_name_or_path}: {error}") from error
         attr = model.adapter.layers_attr
         missing_layers = [k for k in info["missing_keys"] if f".{attr}." in k]
         if missing_layers:
@@ -207,7 +231,19 @@ class ModularModelMixin:
                 f"{model.active_plan.describe()} needs (e.g. {missing_layers[0]}). If it is a stock "
                 f"'{stock}' checkpoint, convert it with {cls.__name__}.from_teacher(...)."
             )
+        if info.get("mismatched_keys"):
+            raise CheckpointError(
+                f"{pretrained_model_name_or_path}: tensors of the wrong shape: {info['mismatched_keys']}"
+            )
         return (model, info) if want_info else model
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+        """Stock ``save_pretrained``, made crash-safe (see ``hf_modular.atomic_save``): an
+        interrupted save never damages what ``save_directory`` held before."""
+        if kwargs.get("push_to_hub"):
+            raise ValueError("save_pretrained(push_to_hub=True) is not supported here: use model.push_to_hub(...)")
+        with staged_directory(save_directory) as staging:
+            super().save_pretrained(staging, *args, **kwargs)  # type: ignore[misc]
 
     # ----------------------------------------------------------------- export and reporting
     def assembled_state_dict(self) -> dict[str, torch.Tensor]:
@@ -247,8 +283,9 @@ class ModularModelMixin:
         The folder gets a README model card recording the plan and the compression ratios.
         """
         path = Path(save_directory)
-        self.to_stock_model().save_pretrained(path, **save_kwargs)
-        write_assembled_card(path, self.compression_report(), self.config, self.adapter.family)
+        with staged_directory(path) as staging:
+            self.to_stock_model().save_pretrained(staging, **save_kwargs)
+            write_assembled_card(staging, self.compression_report(), self.config, self.adapter.family)
         return path
 
     def compression_report(self) -> CompressionReport:

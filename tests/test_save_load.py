@@ -119,6 +119,7 @@ def test_export_assembled_is_a_stock_checkpoint(family, artifact, tmp_path):
         "README.md",
         "config.json",
         "generation_config.json",
+        "hf_modular_manifest.json",  # the crash-safety manifest; stock loaders ignore it
         "model.safetensors",
     ]
     config = json.loads((exported / "config.json").read_text())

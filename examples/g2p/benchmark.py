@@ -26,12 +26,12 @@ import torch
 from data import G2PDataset, collate, g2p_metrics, split
 from run import MODULAR, load_teacher, training_arguments
 from teachers import FAMILIES, MAX_NEW_TOKENS
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_modular import CompressionTrainer, measure_model
 from hf_modular.arch import adapter_for
 from hf_modular.assembly import format_ratio
 from hf_modular.shrink import alternating_layers, shrink_model
+from hf_modular.training import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_BATCHES = (1, 32)
@@ -77,10 +77,10 @@ def train(model, run_dir: Path, steps: int, train_set, teacher=None) -> dict:
         train_dataset=train_set,
         data_collator=collate,
     )
-    last = get_last_checkpoint(str(run_dir)) if run_dir.exists() else None
-    start_step = int(last.rsplit("-", 1)[1]) if last else 0
+    last = last_complete_checkpoint(run_dir)
+    start_step = int(last.name.rsplit("-", 1)[1]) if last else 0
     wall, cpu = time.perf_counter(), time.process_time()
-    trainer.train(resume_from_checkpoint=last)
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
     done = max(trainer.state.global_step - start_step, 1)
     scale = steps / done  # a resumed run extrapolates the steps it did to the whole training
     return {

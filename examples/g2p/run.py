@@ -20,10 +20,10 @@ import torch
 from data import G2PDataset, collate, g2p_metrics, split
 from teachers import FAMILIES, MAX_NEW_TOKENS
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-from transformers.trainer_utils import get_last_checkpoint
 
 import hf_modular
 from hf_modular import CompressionTrainer, CompressionTrainingArguments, evaluate_assemblies
+from hf_modular.training import last_complete_checkpoint
 
 HERE = Path(__file__).parent
 MODULAR = {"t5": hf_modular.ModularT5ForConditionalGeneration, "bart": hf_modular.ModularBartForConditionalGeneration}
@@ -97,7 +97,8 @@ def main() -> None:
         data_collator=collate,
         processing_class=tokenizer,
     )
-    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(run_dir)) if run_dir.exists() else None)
+    last = last_complete_checkpoint(run_dir)
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
     artifact = run_dir / "artifact"
     trainer.save_model(artifact)
     after = table(f"{args.family}: after one training phase of {args.steps} steps")

@@ -17,9 +17,14 @@ import torch
 from data import G2PDataset, build_tokenizer, collate, g2p_metrics, split
 from teachers import FAMILIES, MAX_NEW_TOKENS, new_teacher
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_modular.evaluation import score_loader  # one decoding/metric loop for teachers and assemblies
+from hf_modular.training import SafeCheckpointing, last_complete_checkpoint
+
+
+class TeacherTrainer(SafeCheckpointing, Seq2SeqTrainer):
+    """A stock Seq2SeqTrainer whose checkpoints are pickle-free and crash-safe."""
+
 
 HERE = Path(__file__).parent
 
@@ -63,14 +68,14 @@ def main() -> None:
         seed=0,
         dataloader_num_workers=0,
     )
-    trainer = Seq2SeqTrainer(
+    trainer = TeacherTrainer(
         model=model,
         args=training_args,
         train_dataset=G2PDataset(data["train"], tokenizer),
         data_collator=collate,
     )
-    last = get_last_checkpoint(str(run_dir)) if run_dir.exists() else None
-    trainer.train(resume_from_checkpoint=last)
+    last = last_complete_checkpoint(run_dir)
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
 
     metrics = {"dev": evaluate(model, data["dev"], tokenizer), "test": evaluate(model, data["test"], tokenizer)}
     metrics["steps"] = trainer.state.global_step

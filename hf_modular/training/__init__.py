@@ -1,6 +1,8 @@
 """Training: the CompressionTrainer, its losses, and the module-replacement schedule."""
 
 from .arguments import CompressionTrainingArguments
+from .checkpoint_state import last_complete_checkpoint
+from .checkpointing import SafeCheckpointing
 from .trainer import CompressionTrainer
 
-__all__ = ["CompressionTrainer", "CompressionTrainingArguments"]
+__all__ = ["CompressionTrainer", "CompressionTrainingArguments", "SafeCheckpointing", "last_complete_checkpoint"]

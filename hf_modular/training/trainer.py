@@ -19,13 +19,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedModel, Seq2SeqTrainer
 
+from ..arch import adapter_for
 from ..calibration import Calibration, calibrate_assembly
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..evaluation import AssemblyTable, evaluate_assemblies
 from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
 from ..modeling_modular import ModularModelMixin
 from ..plan import STACKS, Plan
 from .arguments import CompressionTrainingArguments
+from .checkpointing import SafeCheckpointing
 from .plan_sampling import sample_plan
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ _OUTPUT_NAMES = {
 }
 
 
-class CompressionTrainer(Seq2SeqTrainer):
+class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
     # compute_loss normalises every term over the whole optimizer step itself.
     loss_is_scaled_for_ga = True
 
@@ -73,6 +75,10 @@ class CompressionTrainer(Seq2SeqTrainer):
                 if m is not None and m.config._attn_implementation != "eager":
                     logger.info("attention distillation: switching %s to eager attention", type(m).__name__)
                     m.set_attn_implementation("eager")
+        for split in ("train_dataset", "eval_dataset"):
+            dataset = kwargs.get(split)
+            if dataset is not None and hasattr(dataset, "__len__") and len(dataset) == 0:
+                raise DataError(f"{split} is empty: give at least one example")
         super().__init__(model=model, args=args, **kwargs)
         self.teacher = self._prepare_teacher(teacher)
         self._encoder_units: torch.Tensor | None = None
@@ -117,6 +123,7 @@ class CompressionTrainer(Seq2SeqTrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         args: CompressionTrainingArguments = self.args
         student = self.accelerator.unwrap_model(model)
+        self._check_lengths(student, inputs)
         labels = inputs["labels"]
         label_mask = labels.ne(-100)
         if not label_mask.any():
@@ -203,6 +210,17 @@ class CompressionTrainer(Seq2SeqTrainer):
             return list(enumerate(plan.stack(name).boundaries))[1:]
         student_depth = len(outputs[key or _OUTPUT_NAMES[name][1]]) - (1 if key else 0)
         return [(k, round(k * teacher_depth / student_depth)) for k in range(1, student_depth + 1)]
+
+    def _check_lengths(self, student: nn.Module, inputs: dict[str, Any]) -> None:
+        """BART embeds positions from a table: longer sequences would fail deep inside with an IndexError."""
+        limit = adapter_for(student).max_positions(student.config)
+        for key in ("input_ids", "labels"):
+            if limit is not None and key in inputs and inputs[key].shape[-1] > limit:
+                raise DataError(
+                    f"a batch has {key} of length {inputs[key].shape[-1]}, more than the model's "
+                    f"max_position_embeddings={limit}: truncate the data (e.g. tokenizer(..., truncation=True, "
+                    f"max_length={limit}))"
+                )
 
     @staticmethod
     def _encoder_mask(inputs: dict[str, Any]) -> torch.Tensor:

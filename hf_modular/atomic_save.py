@@ -1,0 +1,138 @@
+"""Crash-safe saving: staging folders, fsync, atomic renames and a checksum manifest.
+
+Everything is first written to a hidden staging folder beside the target, so a save killed
+while writing (process killed, disk full) never touches the previous checkpoint. Then:
+
+- a target that does not exist yet (every Trainer checkpoint) is installed by one atomic rename;
+- an existing target first gets the new manifest (atomically), then each file is replaced
+  atomically. A crash inside that short sequence of renames leaves files that disagree with
+  the manifest, which loading detects (``verify_manifest``) instead of loading a mix.
+
+The manifest lists every file with its size and SHA-256, so loading also detects truncated or
+bit-flipped files, which safetensors alone cannot (a flipped bit in tensor data still parses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import CheckpointError
+
+MANIFEST = "hf_modular_manifest.json"
+# A Trainer checkpoint is complete only when this one exists: the model's own MANIFEST inside it
+# is written early (by save_pretrained), before the optimizer and RNG states.
+CHECKPOINT_MANIFEST = "hf_modular_checkpoint.json"
+MANIFEST_FORMAT = "hf_modular/manifest-v1"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0)
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _files(folder: Path, manifest: str = MANIFEST) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.name != manifest and not p.name.endswith(".partial")
+    )
+
+
+def write_manifest(folder: Path, name: str = MANIFEST) -> Path:
+    """Fsync every file of ``folder`` and record its size and SHA-256 in manifest ``name`` (written last)."""
+    entries = {}
+    for path in _files(folder, name):
+        _fsync(path)
+        entries[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    manifest = folder / name
+    partial = folder / f".{name}.partial"
+    partial.write_text(json.dumps({"format": MANIFEST_FORMAT, "files": entries}, indent=1) + "\n")
+    _fsync(partial)
+    os.replace(partial, manifest)
+    _fsync(folder)
+    return manifest
+
+
+def read_manifest(folder: Path, name: str = MANIFEST) -> dict[str, dict] | None:
+    """The manifest's file table, None if there is no manifest; CheckpointError if it is unreadable."""
+    path = folder / name
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        files = manifest["files"] if manifest.get("format") == MANIFEST_FORMAT else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: unreadable manifest ({error})") from error
+    if not isinstance(files, dict):
+        raise CheckpointError(f"{path}: not an hf_modular manifest")
+    return files
+
+
+def verify_manifest(folder: Path, checksums: bool = True, name: str = MANIFEST) -> bool:
+    """Check every file the manifest lists (size, and SHA-256 if ``checksums``); False if no manifest."""
+    files = read_manifest(folder, name)
+    if files is None:
+        return False
+    from .safe_loading import contained_file
+
+    for name, expected in files.items():
+        path = folder
+        for part in name.split("/"):
+            path = contained_file(path, part)
+        if not isinstance(expected, dict) or not path.is_file():
+            raise CheckpointError(f"{folder}: {name} is listed in the manifest but missing (interrupted save?)")
+        if path.stat().st_size != expected.get("size"):
+            raise CheckpointError(
+                f"{folder}: {name} has {path.stat().st_size} bytes, the manifest says {expected.get('size')}"
+            )
+        if checksums and _sha256(path) != expected.get("sha256"):
+            raise CheckpointError(f"{folder}: {name} does not match its checksum (corrupted or partly written)")
+    return True
+
+
+@contextlib.contextmanager
+def staged_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a staging folder; on success install its contents at ``target`` crash-safely."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        yield staging
+        write_manifest(staging)
+        _install(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for stale in target.parent.glob(f".{target.name}.staging-*"):  # left by saves that were killed
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _install(staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(staging, target)  # one atomic step
+        _fsync(target.parent)
+        return
+    # Manifest first: from here on, any mix of old and new files is detectable.
+    os.replace(staging / MANIFEST, target / MANIFEST)
+    for path in _files(staging):
+        destination = target / path.relative_to(staging)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, destination)
+    _fsync(target)
