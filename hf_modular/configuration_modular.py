@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from huggingface_hub.errors import StrictDataclassFieldValidationError
 from transformers.configuration_utils import PreTrainedConfig
 
 from .arch import ArchAdapter
@@ -90,6 +91,16 @@ class ModularConfigMixin:
             logger.warning("%s: ignoring config keys this version does not use: %s", type(self).__name__, unknown)
         self.validate_sizes()
         self.validate_modular_fields()
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
+        """Build from a (checkpoint's) dict: every bad value becomes a ``ConfigError``."""
+        try:
+            return super().from_dict(config_dict, **kwargs)  # type: ignore[misc]
+        except ConfigError:
+            raise
+        except (StrictDataclassFieldValidationError, TypeError, ValueError, KeyError, AttributeError) as error:
+            raise ConfigError(f"invalid {cls.model_type} config: {error}") from error
 
     @classmethod
     def from_teacher_config(cls, teacher_config: PreTrainedConfig, **fields: Any) -> ModularConfigMixin:

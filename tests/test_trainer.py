@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from hf_modular import CompressionTrainer, CompressionTrainingArguments, ConfigError
+from hf_modular import CompressionTrainer, CompressionTrainingArguments, ConfigError, DataError
 from hf_modular.plan import STACKS
 from tests.conftest import (
     copy_task,
@@ -251,3 +251,17 @@ def test_plans_are_sampled_per_step_and_cover_the_pool(family):
         assert used[name] == set(model.plan_space.stacks[name].modules)
     assert sample_plan(model.plan_space, 0.0, generator).is_identity
     _ = sample_inputs  # the module's fixtures are shared with the other tests
+
+
+def test_empty_datasets_are_refused(tmp_path):
+    _, model = modular_model("t5")
+    with pytest.raises(DataError, match="train_dataset is empty"):
+        CompressionTrainer(model=model, args=training_args(tmp_path), train_dataset=[])
+
+
+def test_bart_inputs_longer_than_its_positions_are_refused(tmp_path):
+    _, model = modular_model("bart")  # max_position_embeddings=64
+    rows = copy_task("bart", size=8, length=80)
+    trainer = CompressionTrainer(model=model, args=training_args(tmp_path, max_steps=1), train_dataset=rows)
+    with pytest.raises(DataError, match="length 80, more than the model's max_position_embeddings=64"):
+        trainer.train()
