@@ -265,3 +265,16 @@ def test_bart_inputs_longer_than_its_positions_are_refused(tmp_path):
     trainer = CompressionTrainer(model=model, args=training_args(tmp_path, max_steps=1), train_dataset=rows)
     with pytest.raises(DataError, match="length 80, more than the model's max_position_embeddings=64"):
         trainer.train()
+
+
+def test_predict_with_generate_decodes_with_the_active_plan(family, tmp_path):
+    _, model = modular_model(family)
+    model.assemble("2x")
+    args = training_args(tmp_path, predict_with_generate=True, generation_max_length=7, per_device_eval_batch_size=4)
+    rows = copy_task(family, size=8)
+    trainer = CompressionTrainer(model=model, args=args, eval_dataset=rows)
+    predictions = trainer.predict(rows).predictions
+    inputs = {k: torch.stack([r[k] for r in rows]) for k in ("input_ids", "attention_mask")}
+    expected = model.eval().generate(**inputs, max_length=7, do_sample=False, num_beams=1)
+    assert predictions.shape[0] == 8
+    assert predictions[:, : expected.shape[1]].tolist() == expected.tolist()
