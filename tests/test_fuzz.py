@@ -6,6 +6,7 @@ never another exception, never a hang, never a crash of the interpreter.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 
@@ -43,14 +44,13 @@ def model():
 def test_any_spec_gives_a_plan_or_an_assembly_error(model, spec):
     try:
         plan = model.resolve_plan(spec)
-    except AssemblyError as error:
-        assert str(error)
+    except AssemblyError:
         return
     # a plan that parsed is a valid tiling the model can run
     for name in ("encoder", "decoder"):
         spans = plan.stack(name).spans
         assert spans[0][0] == 0 and spans[-1][1] == 6
-        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
 
 
 @settings(max_examples=300, deadline=None)
