@@ -2,6 +2,9 @@
 
 At each layer boundary of a stack, with probability ``rate`` one of the modules that start
 there is used (uniformly over the granularities available), otherwise the teacher layer.
+A training plan always uses at least one module: a draw of teacher layers only would train
+nothing (and leave the loss without a gradient), so then one module, drawn uniformly from all
+of them, replaces its span.
 """
 
 from __future__ import annotations
@@ -13,6 +16,17 @@ from ..plan import STACKS, Plan, StackPlan
 
 
 def sample_plan(space: PlanSpace, rate: float, generator: torch.Generator) -> Plan:
+    plan = _draw(space, rate, generator)
+    if not plan.is_identity:
+        return plan
+    modules = [(name, span) for name in STACKS for span in space.stacks[name].modules]
+    name, (start, end) = modules[int(torch.randint(len(modules), (), generator=generator))]
+    depth = space.stacks[name].depth
+    spans = (*((i, i + 1) for i in range(start)), (start, end), *((i, i + 1) for i in range(end, depth)))
+    return Plan(**{**{n: plan.stack(n) for n in STACKS}, name: StackPlan(depth, spans)})
+
+
+def _draw(space: PlanSpace, rate: float, generator: torch.Generator) -> Plan:
     stacks = {}
     for name in STACKS:
         depth = space.stacks[name].depth

@@ -25,6 +25,8 @@ class ReplacementSchedule:
         for name, value in (("replacement_rate", self.start), ("replacement_rate_end", self.end)):
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}={value!r} must be between 0 and 1")
+        if self.kind == "constant" and self.start == 0.0:
+            raise ConfigError("replacement_rate=0 with a constant schedule would never use a module")
 
     def rate(self, progress: float) -> float:
         """The replacement rate at ``progress`` (0 at the first step, 1 at the last)."""
