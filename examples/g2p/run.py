@@ -1,6 +1,6 @@
 """The main job: compress a G2P teacher with Modular Transformers and print the table.
 
-    python examples/g2p/run.py                 # T5, a few minutes on 2 CPU cores
+    python examples/g2p/run.py                 # T5, about 5 minutes on 2 CPU cores
     python examples/g2p/run.py --family bart --steps 2000 --eval-words 2000
 
 Starts from the teacher shipped in examples/g2p/teachers/<family> (see train_teacher.py),
@@ -59,7 +59,7 @@ def training_arguments(out: Path, steps: int, **overrides) -> CompressionTrainin
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", choices=FAMILIES, default="t5")
-    parser.add_argument("--steps", type=int, default=600, help="module-training steps (batch 64)")
+    parser.add_argument("--steps", type=int, default=1200, help="module-training steps (batch 64)")
     parser.add_argument("--eval-words", type=int, default=500, help="dev words to evaluate on")
     parser.add_argument("--ratios", default="1.5x,2x,3x,6x")
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p"))
