@@ -164,8 +164,9 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
     lines = [
         "# Benchmark: CMUdict grapheme-to-phoneme",
         "",
-        f"Written by `python examples/g2p/benchmark.py {'--full' if args.full else ''}`. Test set: "
-        f"{args.eval_words} held-out words. Training budget: {args.steps} steps of batch 64 for the ONE modular",
+        f"Written by `python examples/g2p/benchmark.py --families {','.join(args.families)} --steps {args.steps} "
+        f"--eval-words {args.eval_words}`. Test set: {args.eval_words} held-out words. Training budget: "
+        f"{args.steps} steps of batch 64 for the ONE modular",
         "phase and for EACH shrink-and-fine-tune (SFT) student. Latency: median of 5 greedy decodes of a fixed",
         f"{MAX_NEW_TOKENS} tokens on this machine's CPU ({os.cpu_count()} cores), teacher measured in the same run.",
         "",
@@ -191,6 +192,57 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
+def targets(results: dict[str, list[dict]]) -> str:
+    """The product's promises (issue 9), checked against this run's rows."""
+    lines = ["## Targets", "", "| family | target | measured | met |", "|---|---|---|:---:|"]
+
+    def add(family: str, target: str, measured: str, ok: bool) -> None:
+        lines.append(f"| {family} | {target} | {measured} | {'yes' if ok else 'NO'} |")
+
+    for family, rows in results.items():
+        teacher = rows[0]
+        if family == "t5":
+            add(family, "teacher PER <= 12%", f"{teacher['PER']:.2f}%", teacher["PER"] <= 12.0)
+        modular = {r["ratio"]: r for r in rows if r["method"] == "modular"}
+        sft = {r["ratio"]: r for r in rows if r["method"] == "SFT"}
+        drop = {r["ratio"]: r for r in rows if r["method"] == "layer-drop"}
+        if sft:
+            one_sft = sum(r["train_cpu_s"] for r in sft.values()) / len(sft)
+            cost = next(iter(modular.values()))["train_cpu_s"]
+            add(
+                family,
+                "one modular phase <= 1.5x one SFT training (CPU s)",
+                f"{cost:.0f} vs {one_sft:.0f} ({cost / one_sft:.2f}x)",
+                cost <= 1.5 * one_sft,
+            )
+        for ratio in ("2x", "3x"):
+            if ratio in sft and ratio in modular:
+                gap = modular[ratio]["PER"] - sft[ratio]["PER"]
+                add(
+                    family,
+                    f"{ratio}: modular PER within 1.0 of SFT",
+                    f"{modular[ratio]['PER']:.2f} vs {sft[ratio]['PER']:.2f} ({gap:+.2f})",
+                    gap <= 1.0,
+                )
+        for ratio, row in drop.items():
+            if ratio in modular:
+                add(
+                    family,
+                    f"{ratio}: far better than layer dropping",
+                    f"{modular[ratio]['PER']:.2f} vs {row['PER']:.2f}",
+                    modular[ratio]["PER"] < 0.5 * row["PER"],
+                )
+        for ratio, row in modular.items():
+            speed = teacher["latency_ms"]["32"] / row["latency_ms"]["32"]
+            add(
+                family,
+                f"{ratio}: speedup@32 >= 0.9 x layer ratio ({row['layer_ratio']:.2f})",
+                f"{speed:.2f}x ({speed / row['layer_ratio']:.2f})",
+                speed >= 0.9 * row["layer_ratio"],
+            )
+    return "\n".join(lines) + "\n"
+
+
 def plot(results: dict[str, list[dict]], path: Path) -> None:
     import matplotlib
 
@@ -207,7 +259,8 @@ def plot(results: dict[str, list[dict]], path: Path) -> None:
         axis.plot([1.0], [rows[0]["PER"]], "k*", markersize=12, label="teacher")
         axis.set_title(f"{family}: PER vs decode speedup (batch 32)")
         axis.set_xlabel("speedup vs teacher")
-        axis.set_ylabel("PER %")
+        axis.set_ylabel("PER % (log scale)")
+        axis.set_yscale("log")
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
@@ -237,7 +290,7 @@ def main() -> None:
     cells = Cells(args.runs / "cells.json")
     results = {family: run_family(family, args, cells) for family in args.families}
     args.docs.mkdir(parents=True, exist_ok=True)
-    markdown = render(results, args)
+    markdown = render(results, args) + "\n" + targets(results)
     plot(results, args.docs / "benchmarks.png")
     (args.docs / "benchmarks.md").write_text(markdown + "\n![PER vs speedup](benchmarks.png)\n")
     print(markdown)
