@@ -111,27 +111,30 @@ def mutate(data: bytes, mutation) -> bytes:
     keep_manifest=st.booleans(),
 )
 def test_loader_fuzz_only_typed_errors(pristine, tmp_path_factory, target, mutation, keep_manifest):
-    path = tmp_path_factory.mktemp("fuzz") / "artifact"
-    shutil.copytree(pristine, path)
-    file = path / target
-    file.write_bytes(mutate(file.read_bytes(), mutation))
-    if not keep_manifest:
-        (path / MANIFEST).unlink()
-    try:
-        ModularT5ForConditionalGeneration.from_pretrained(path)
-    except HfModularError:
-        pass
-    finally:
-        shutil.rmtree(path.parent)
+    def damage(path):
+        file = path / target
+        file.write_bytes(mutate(file.read_bytes(), mutation))
+        if not keep_manifest:
+            (path / MANIFEST).unlink()
+
+    load_damaged_copy(pristine, tmp_path_factory, damage)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(index=json_values)
 def test_index_fuzz_only_typed_errors(pristine, tmp_path_factory, index):
-    path = tmp_path_factory.mktemp("index") / "artifact"
+    def replace_with_index(path):
+        (path / "model.safetensors").unlink()
+        (path / "model.safetensors.index.json").write_text(json.dumps(index))
+
+    load_damaged_copy(pristine, tmp_path_factory, replace_with_index)
+
+
+def load_damaged_copy(pristine, tmp_path_factory, damage) -> None:
+    """Copy the pristine artifact, damage the copy, load it: success or an HfModularError only."""
+    path = tmp_path_factory.mktemp("fuzz") / "artifact"
     shutil.copytree(pristine, path)
-    (path / "model.safetensors").unlink()
-    (path / "model.safetensors.index.json").write_text(json.dumps(index))
+    damage(path)
     try:
         ModularT5ForConditionalGeneration.from_pretrained(path)
     except HfModularError:
