@@ -20,8 +20,10 @@ import torch
 from safetensors import SafetensorError
 from transformers.modeling_utils import PreTrainedModel
 
+from .arch import ArchAdapter
 from .assembly import PlanSpace, StackSpace
 from .atomic_save import staged_directory, verify_manifest
+from .configuration_modular import MODULAR_FIELDS
 from .errors import AssemblyError, CheckpointError, HfModularError
 from .model_card import write_assembled_card
 from .plan import STACKS, Plan, Span, module_spans
@@ -47,7 +49,8 @@ class ModularModelMixin:
 
     # ----------------------------------------------------------------- structure
     @property
-    def adapter(self):
+    def adapter(self) -> ArchAdapter:
+        """The family adapter (T5 or BART), declared by the config class."""
         return self.config.adapter
 
     @property
@@ -261,8 +264,6 @@ class ModularModelMixin:
 
     def assembled_config(self):
         """The stock config of the active plan: same architecture, plan depths, no modular fields."""
-        from .configuration_modular import MODULAR_FIELDS
-
         values = self.config.to_dict()
         for key in (*MODULAR_FIELDS, "model_type", "architectures", "transformers_version", "auto_map"):
             values.pop(key, None)
