@@ -14,6 +14,7 @@ from transformers import (
 )
 
 import hf_modular
+from hf_modular.configuration_modular import MODULAR_FIELDS
 from hf_modular.modeling_modular import ModularModelMixin
 from hf_modular.plan import STACKS
 
@@ -100,15 +101,7 @@ def stock_model_with_plan(model):
     """A stock T5/BART built directly, its layers copied one by one from the modular model's plan."""
     adapter = model.adapter
     config_values = model.config.to_dict()
-    for key in (
-        "module_sizes",
-        "assemble",
-        "assemble_strategy",
-        "calibrated_plans",
-        "teacher_name_or_path",
-        "model_type",
-        "architectures",
-    ):
+    for key in (*MODULAR_FIELDS, "model_type", "architectures"):
         config_values.pop(key, None)
     plan = model.active_plan
     config_values[adapter.depth_fields[0]] = plan.encoder.num_steps

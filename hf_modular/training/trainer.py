@@ -151,7 +151,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         masks = {"encoder": self._encoder_mask(inputs), "decoder": label_mask}
         units = {"encoder": encoder_units, "decoder": decoder_units}
         for name in STACKS:
-            pairs = self._aligned_steps(student, plan, name, outputs, teacher_out)
+            pairs = self._aligned_steps(student, plan, name)
             if args.hidden_weight > 0:
                 hidden = [
                     hidden_mse_sum(
@@ -194,21 +194,19 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         generator = torch.Generator().manual_seed((self.args.seed * 1_000_003 + step * 1_009 + micro) % 2**63)
         return sample_plan(student.plan_space, self._last_rate, generator)
 
-    def _aligned_steps(
-        self, student: nn.Module, plan: Plan | None, name: str, outputs: Any, teacher_out: Any
-    ) -> list[tuple[int, int]]:
+    def _aligned_steps(self, student: nn.Module, plan: Plan | None, name: str) -> list[tuple[int, int]]:
         """(student hidden-state index, teacher hidden-state index) pairs to distil, embeddings excluded.
 
         A modular student's step k ends at teacher boundary ``plan.boundaries[k]``. Any other
         student is mapped uniformly onto the teacher's depth (student k -> teacher k * Lt / Ls).
         """
-        key = _OUTPUT_NAMES[name][0] if self.args.hidden_weight > 0 else None
-        if key is None and self.args.attention_weight == 0:
-            return []
-        teacher_depth = len(teacher_out[key or _OUTPUT_NAMES[name][1]]) - (1 if key else 0)
+        teacher = self.teacher if self.teacher is not None else student
+        teacher_depth = adapter_for(teacher).depth(teacher.config, name)
         if plan is not None and plan.stack(name).depth == teacher_depth:
             return list(enumerate(plan.stack(name).boundaries))[1:]
-        student_depth = len(outputs[key or _OUTPUT_NAMES[name][1]]) - (1 if key else 0)
+        student_depth = (
+            plan.stack(name).num_steps if plan is not None else adapter_for(student).depth(student.config, name)
+        )
         return [(k, round(k * teacher_depth / student_depth)) for k in range(1, student_depth + 1)]
 
     def _check_lengths(self, student: nn.Module, inputs: dict[str, Any]) -> None:
