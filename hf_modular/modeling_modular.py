@@ -289,6 +289,16 @@ class ModularModelMixin:
             write_assembled_card(staging, self.compression_report(), self.config, self.adapter.family)
         return path
 
+    def push_to_hub(self, repo_id: str, *, assemble: str | None = None, **kwargs: Any) -> Any:
+        """Push the whole artifact, or with ``assemble="3x"`` that assembly as a stock checkpoint.
+
+        Keyword arguments: see ``hf_modular.integrations.hub.push_to_hub`` (``revision``,
+        ``table`` to put measured results in the card, ``tokenizer``, ``private``, ``token``...).
+        """
+        from .integrations.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, assemble=assemble, **kwargs)
+
     def compression_report(self) -> CompressionReport:
         """Layer and whole-model parameter counts of the active plan against the teacher."""
         counts = {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
+from .integrations.optimum import register_optimum_tasks
+from .integrations.peft import register_peft_target_modules
 from .models.modular_bart import ModularBartConfig, ModularBartForConditionalGeneration
 from .models.modular_t5 import ModularT5Config, ModularT5ForConditionalGeneration
 
@@ -23,3 +25,9 @@ def register_auto_classes() -> None:
     for config_class, model_class in MODULAR_MODELS:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModelForSeq2SeqLM.register(config_class, model_class, exist_ok=True)
+
+
+def register_integrations() -> None:
+    """Make the ecosystem libraries recognise the modular model types (PEFT defaults, optimum tasks)."""
+    register_peft_target_modules()
+    register_optimum_tasks()

@@ -183,3 +183,14 @@ def pad_collator(family: str):
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
     return collate
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """A running in-memory Hub (tests/fake_hub.py) that huggingface_hub and transformers talk to for this test, with a
+    dummy token and an empty HF_HOME under tmp_path; everything is undone afterwards."""
+    from fake_hub import FakeHub, use_fake_hub
+
+    with FakeHub() as hub:
+        use_fake_hub(monkeypatch, hub, tmp_path / "hf_home")
+        yield hub

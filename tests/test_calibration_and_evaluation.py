@@ -6,7 +6,14 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM
 
-from hf_modular import AssemblyError, CompressionTrainer, calibrate_assembly, evaluate_assemblies
+from hf_modular import (
+    AssemblyError,
+    AssemblyTable,
+    CompressionTrainer,
+    DataError,
+    calibrate_assembly,
+    evaluate_assemblies,
+)
 from hf_modular.calibration import _teacher_kl, _teacher_reference
 from tests.conftest import copy_task, modular_model, pad_collator, sample_inputs
 from tests.test_trainer import training_args
@@ -82,6 +89,22 @@ def test_evaluate_assemblies_table_and_plot(family, tmp_path):
     assert "| 3x | 2 | 2 |" in markdown and "speedup@4" in markdown
     png = table.plot(tmp_path / "plot.png", metric="exact")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert AssemblyTable.from_json(table.to_json()) == table
+
+
+def test_evaluate_assemblies_without_timing(family):
+    _, model = modular_model(family)
+    table = evaluate_assemblies(
+        model, copy_task(family, size=4), pad_collator(family), ratios=["2x"], latency_batch_sizes=(), progress=False
+    )
+    assert [r.ratio for r in table.rows] == ["1x", "2x"]
+    assert all(r.latency_ms == {} and r.speedup == {} for r in table.rows)
+    assert "ms/batch" not in table.to_markdown()
+
+
+def test_a_damaged_assembly_table_is_a_data_error():
+    with pytest.raises(DataError, match="not an assembly table"):
+        AssemblyTable.from_json('[{"ratio": "2x"}]')
 
 
 def test_trainer_evaluate_assemblies_and_calibrate(family, tmp_path):

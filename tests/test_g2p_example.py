@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
+from hf_modular.metrics import edit_distance
+
 G2P = Path(__file__).resolve().parents[1] / "examples" / "g2p"
 sys.path.insert(0, str(G2P))
 
-from data import build_tokenizer, edit_distance, g2p_metrics, spell, split  # noqa: E402
+from data import build_tokenizer, g2p_metrics, spell, split  # noqa: E402
 
 
 def test_split_is_fixed_and_disjoint():

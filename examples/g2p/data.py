@@ -17,6 +17,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
+from hf_modular.metrics import sequence_metrics
+
 SPLIT_SEED = 1234
 TEST_WORDS = 5000
 DEV_WORDS = 2000
@@ -95,22 +97,10 @@ def collate(rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def edit_distance(a: list[int], b: list[int]) -> int:
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
-
-
 def g2p_metrics(predictions: list[list[int]], references: list[list[int]]) -> dict[str, float]:
     """PER: phone edit distance over reference phones (%); WER: words not exactly right (%)."""
-    errors = sum(edit_distance(p, r) for p, r in zip(predictions, references, strict=True))
-    phones = sum(len(r) for r in references)
-    wrong = sum(p != r for p, r in zip(predictions, references, strict=True))
-    return {"PER": 100 * errors / max(phones, 1), "WER": 100 * wrong / max(len(references), 1)}
+    scores = sequence_metrics(predictions, references)
+    return {"PER": scores["TER"], "WER": scores["SER"]}
 
 
 def save_tokenizer(path: Path) -> PreTrainedTokenizerFast:

@@ -1,0 +1,1 @@
+"""The ``hf-modular`` command line: one module per command, wired together in ``main``."""

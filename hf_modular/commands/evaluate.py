@@ -1,0 +1,83 @@
+"""``hf-modular eval``: the size/quality/speed table of every assembly of an artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import console, existing_path, load_artifact, load_tokenizer, print_table, split_list, with_clear_errors
+from .text_data import load_pairs, seq2seq_collator, tokenize_pairs
+
+
+@with_clear_errors
+def evaluate(
+    artifact: Annotated[str, typer.Argument(help="modular artifact folder or Hub id")],
+    data: Annotated[Path, typer.Option(help="evaluation pairs: .jsonl/.json/.csv/.parquet")],
+    source: Annotated[str, typer.Option(help="input text column")] = "source",
+    target: Annotated[str, typer.Option(help="output text column")] = "target",
+    ratios: Annotated[str | None, typer.Option(help="e.g. '2x,3x' (default: every reachable ratio)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    max_length: Annotated[int, typer.Option(min=1)] = 128,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 64,
+    latency_batches: Annotated[str, typer.Option(help="batch sizes to time greedy decoding at; '' for none")] = "1,32",
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the table as JSON here")] = None,
+    plot: Annotated[Path | None, typer.Option(help="also plot error rate vs speedup to this PNG")] = None,
+    save: Annotated[bool, typer.Option(help="store the table (and plot) in the artifact folder for 'push'")] = False,
+) -> None:
+    """Evaluate each assembly: teacher-forced loss, token/sequence error rates of greedy decodes
+    (TER/SER, %), parameters, and decode latency and speedup against the teacher."""
+    from ..evaluation import evaluate_assemblies
+    from ..integrations.hub import TABLE_NAME
+    from ..metrics import sequence_metrics
+    from ..model_card import PLOT_NAME
+
+    model = load_artifact(artifact)
+    tokenizer = load_tokenizer(artifact)
+    rows = tokenize_pairs(
+        load_pairs(existing_path(data, "data file"), source, target), tokenizer, source, target, max_length
+    )
+    specs = split_list(ratios)
+    for spec in specs or ():
+        model.resolve_plan(spec)  # fail on a bad spec before the long work
+    sizes = [int(b) for b in latency_batches.split(",") if b.strip()] if latency_batches.strip() else []
+    table = evaluate_assemblies(
+        model,
+        rows,
+        seq2seq_collator(tokenizer),
+        ratios=specs,
+        batch_size=batch_size,
+        metric_fn=sequence_metrics,
+        max_new_tokens=max_new_tokens,
+        latency_batch_sizes=sizes,
+    )
+    header = ["ratio", "enc+dec", "params", "loss", "TER %", "SER %"]
+    header += [f"ms@{b}" for b in sizes] + [f"speedup@{b}" for b in sizes]
+    print_table(
+        f"{artifact}: {len(rows)} pairs from {data.name}",
+        header,
+        [
+            [
+                r.ratio,
+                f"{r.encoder_layers}+{r.decoder_layers}",
+                f"{r.params:,}",
+                f"{r.eval_loss:.3f}",
+                f"{r.metrics['TER']:.2f}",
+                f"{r.metrics['SER']:.2f}",
+                *(f"{r.latency_ms[b]:.1f}" for b in sizes),
+                *(f"{r.speedup[b]:.2f}x" for b in sizes),
+            ]
+            for r in table.rows
+        ],
+    )
+    if json_out:
+        json_out.write_text(table.to_json() + "\n", encoding="utf-8")
+    if plot and sizes:
+        table.plot(plot, metric="TER")
+    if save:
+        folder = existing_path(Path(artifact), "artifact folder (--save needs a local artifact)")
+        (folder / TABLE_NAME).write_text(table.to_json() + "\n", encoding="utf-8")
+        if sizes:
+            table.plot(folder / PLOT_NAME, metric="TER")
+        console.print(f"stored the table in {folder} (used by 'hf-modular push')")
