@@ -8,6 +8,7 @@ that stack, and which parameters only the first layer of a stack owns.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,9 @@ class ArchAdapter:
     size_fields: tuple[str, ...]  # integer architecture fields that must be positive
     ffn_fields: tuple[str, ...]  # feed-forward widths, for the parameter estimate
     start_only_params: tuple[str, ...] = ()  # parameter-name fragments owned by position 0 only
+    # (regex over a parameter name, kind) for the weight matrices methods may compress; the regex's
+    # first group is the stack. Kinds: <stack>.<self|cross>_attention.<q|k|v|o>, <stack>.ffn.<in|out>.
+    weight_kinds: tuple[tuple[str, str], ...] = ()
 
     def stack(self, model: nn.Module, name: str) -> nn.Module:
         return model.get_encoder() if name == "encoder" else model.get_decoder()
@@ -57,6 +61,14 @@ class ArchAdapter:
         ffn = max(getattr(config, f) for f in self.ffn_fields)
         layers = self.depth(config, "encoder") + self.depth(config, "decoder")
         return vocab * d_model + layers * (8 * d_model * d_model + 2 * d_model * ffn)
+
+    def weight_kind(self, param_name: str) -> str | None:
+        """The kind of a weight matrix (``decoder.cross_attention.q``, ``embeddings``...), or None."""
+        for pattern, kind in self.weight_kinds:
+            match = re.fullmatch(pattern, param_name)
+            if match:
+                return kind.format(stack=match.group(1)) if match.groups() else kind
+        return None
 
     def per_layer_params(self, layer: nn.Module) -> int:
         """Parameters a layer has at any position (without what only position 0 owns)."""
@@ -86,6 +98,31 @@ T5_ADAPTER = ArchAdapter(
     ffn_fields=("d_ff",),
     # T5 computes relative position bias in the first layer of a stack and hands it on.
     start_only_params=("relative_attention_bias",),
+    weight_kinds=(
+        *(
+            (
+                rf"(?:model\.)?(encoder|decoder)\.block\.(?:pool\.)?\w+\.layer\.0\.SelfAttention\.{m}\.weight",
+                f"{{stack}}.self_attention.{m}",
+            )
+            for m in "qkvo"
+        ),
+        *(
+            (
+                rf"(?:model\.)?(decoder)\.block\.(?:pool\.)?\w+\.layer\.1\.EncDecAttention\.{m}\.weight",
+                f"{{stack}}.cross_attention.{m}",
+            )
+            for m in "qkvo"
+        ),
+        (
+            r"(?:model\.)?(encoder|decoder)\.block\.(?:pool\.)?\w+\.layer\.\d\.DenseReluDense\.wi(?:_[01])?\.weight",
+            "{stack}.ffn.in",
+        ),
+        (
+            r"(?:model\.)?(encoder|decoder)\.block\.(?:pool\.)?\w+\.layer\.\d\.DenseReluDense\.wo\.weight",
+            "{stack}.ffn.out",
+        ),
+        (r"shared\.weight", "embeddings"),
+    ),
 )
 
 BART_ADAPTER = ArchAdapter(
@@ -107,6 +144,25 @@ BART_ADAPTER = ArchAdapter(
         "max_position_embeddings",
     ),
     ffn_fields=("encoder_ffn_dim", "decoder_ffn_dim"),
+    weight_kinds=(
+        *(
+            (
+                rf"model\.(encoder|decoder)\.layers\.(?:pool\.)?\w+\.self_attn\.{p}_proj\.weight",
+                f"{{stack}}.self_attention.{m}",
+            )
+            for p, m in (("q", "q"), ("k", "k"), ("v", "v"), ("out", "o"))
+        ),
+        *(
+            (
+                rf"model\.(decoder)\.layers\.(?:pool\.)?\w+\.encoder_attn\.{p}_proj\.weight",
+                f"{{stack}}.cross_attention.{m}",
+            )
+            for p, m in (("q", "q"), ("k", "k"), ("v", "v"), ("out", "o"))
+        ),
+        (r"model\.(encoder|decoder)\.layers\.(?:pool\.)?\w+\.fc1\.weight", "{stack}.ffn.in"),
+        (r"model\.(encoder|decoder)\.layers\.(?:pool\.)?\w+\.fc2\.weight", "{stack}.ffn.out"),
+        (r"model\.shared\.weight", "embeddings"),
+    ),
 )
 
 

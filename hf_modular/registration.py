@@ -22,7 +22,9 @@ MODULAR_MODELS = (
 
 def register_auto_classes() -> None:
     """Idempotent: importing hf_modular twice (or reloading it) registers nothing twice."""
-    for config_class, model_class in MODULAR_MODELS:
+    from .methods.offline_ae import CompressedWeightsConfig, CompressedWeightsLoader
+
+    for config_class, model_class in (*MODULAR_MODELS, (CompressedWeightsConfig, CompressedWeightsLoader)):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModelForSeq2SeqLM.register(config_class, model_class, exist_ok=True)
 

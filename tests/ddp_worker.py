@@ -1,6 +1,8 @@
-"""Run by test_ddp.py under torchrun: train a modular model on 2 CPU processes (gloo).
+"""Run by test_ddp.py: train a modular model with a global batch of 8, on 1 process (plain python)
+or on 2 CPU processes (torchrun or accelerate launch, gloo).
 
-Each rank writes the hash of its final weights and its logged losses to OUT/rank{N}.json.
+Each rank writes its final weights (hash and a few values), its world size and its logged losses
+to OUT/rank{N}.json. Data order is sequential, so one process and two see the same global batches.
 """
 
 from __future__ import annotations
@@ -16,22 +18,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hf_modular import CompressionTrainer, CompressionTrainingArguments
 from tests.conftest import copy_task, modular_model
 
+GLOBAL_BATCH = 8
+
 
 def main() -> None:
     family, out = sys.argv[1], Path(sys.argv[2])
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     _, model = modular_model(family)
     args = CompressionTrainingArguments(
         output_dir=str(out / "run"),
         max_steps=6,
-        per_device_train_batch_size=4,
-        learning_rate=2e-3,
-        logging_steps=2,
+        per_device_train_batch_size=GLOBAL_BATCH // world,
+        learning_rate=0.1,
+        optim="sgd",  # updates proportional to gradients: float noise stays noise (Adam would amplify it)
+        logging_steps=1,
         report_to=[],
         save_strategy="no",
         use_cpu=True,
         disable_tqdm=True,
         seed=11,
-        ddp_backend="gloo",
+        train_sampling_strategy="sequential",
+        **({"ddp_backend": "gloo"} if world > 1 else {}),
     )
     trainer = CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=48))
     trainer.train()
@@ -39,11 +46,12 @@ def main() -> None:
     for name, param in sorted(model.named_parameters()):
         digest.update(name.encode())
         digest.update(param.detach().numpy().tobytes())
-    rank = int(os.environ["RANK"])
+    rank = int(os.environ.get("RANK", "0"))
     report = {
         "rank": rank,
         "world_size": trainer.accelerator.num_processes,
         "weights": digest.hexdigest(),
+        "sample": [p.detach().flatten()[:50].tolist() for p in model.module_parameters()],
         "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h],
     }
     (out / f"rank{rank}.json").write_text(json.dumps(report))

@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from functools import partial
 from pathlib import Path
 
 import torch
 from data import G2PDataset, collate, g2p_metrics, split
-from run import MODULAR, load_teacher, training_arguments
+from run import MODULAR, MODULAR_RECIPE, load_teacher, training_arguments
 from teachers import FAMILIES, MAX_NEW_TOKENS
 
 from hf_modular import CompressionTrainer, measure_model
@@ -35,6 +36,19 @@ from hf_modular.training import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_BATCHES = (1, 32)
+
+
+SECTION = re.compile(r"<!-- section:(\w+) -->.*?<!-- /section:\1 -->", re.DOTALL)
+
+
+def replace_section(page: Path, name: str, body: str) -> None:
+    """Put ``body`` into docs page ``page`` as the named section (replacing an older one)."""
+    block = f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"
+    text = page.read_text() if page.exists() else ""
+    pattern = re.compile(rf"<!-- section:{name} -->.*?<!-- /section:{name} -->", re.DOTALL)
+    page.write_text(
+        pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    )
 
 
 class Cells:
@@ -68,12 +82,12 @@ def measure(model, dataset, **extra) -> dict:
     return {"loss": loss, **metrics, "latency_ms": latency, "params": params, **extra}
 
 
-def train(model, run_dir: Path, steps: int, train_set, teacher=None) -> dict:
+def train(model, run_dir: Path, steps: int, train_set, teacher=None, **recipe) -> dict:
     """Train (resuming if a checkpoint exists); returns the cost of the whole training."""
     trainer = CompressionTrainer(
         model=model,
         teacher=teacher,
-        args=training_arguments(run_dir, steps, disable_tqdm=False),
+        args=training_arguments(run_dir, steps, disable_tqdm=False, **recipe),
         train_dataset=train_set,
         data_collator=collate,
     )
@@ -126,7 +140,9 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
     artifact = run_dir / "modular" / "artifact"
     if artifact.exists():
         model = MODULAR[family].from_pretrained(artifact).eval()
-    cost = cells.get(f"{family}/modular/train", lambda: train(model, run_dir / "modular", args.steps, train_set))
+    cost = cells.get(
+        f"{family}/modular/train", lambda: train(model, run_dir / "modular", args.steps, train_set, **MODULAR_RECIPE)
+    )
     if not artifact.exists():
         model.save_pretrained(artifact)
     ratios = args.ratios or [format_ratio(r) for r in model.reachable_ratios() if r > 1]
@@ -292,7 +308,9 @@ def main() -> None:
     args.docs.mkdir(parents=True, exist_ok=True)
     markdown = render(results, args) + "\n" + targets(results)
     plot(results, args.docs / "benchmarks.png")
-    (args.docs / "benchmarks.md").write_text(markdown + "\n![PER vs speedup](benchmarks.png)\n")
+    page = args.docs / "benchmarks.md"
+    kept = [m.group(0) for m in SECTION.finditer(page.read_text())] if page.exists() else []  # keep the others
+    page.write_text(markdown + "\n![PER vs speedup](benchmarks.png)\n" + "".join(f"\n{k}\n" for k in kept))
     print(markdown)
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from . import MODULAR_TO_STOCK
 from .onnx import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
 
 logger = logging.getLogger(__name__)
 
-MODULAR_TO_STOCK = {"modular_t5": "t5", "modular_bart": "bart"}
 # What export_onnx produces: the encoder alone (feature extraction) and encoder + decoder
 # without KV cache (generation). No "-with-past" task: there is no cache decoder.
 TASKS = ("feature-extraction", "text2text-generation")

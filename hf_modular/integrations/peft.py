@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
-logger = logging.getLogger(__name__)
+from . import MODULAR_TO_STOCK
 
-STOCK_FAMILY = {"modular_t5": "t5", "modular_bart": "bart"}
+logger = logging.getLogger(__name__)
 
 
 def register_peft_target_modules() -> None:
@@ -26,6 +26,6 @@ def register_peft_target_modules() -> None:
         if not (name.startswith("TRANSFORMERS_MODELS_TO_") and name.endswith("_TARGET_MODULES_MAPPING")):
             continue
         mapping = getattr(constants, name)
-        for modular, stock in STOCK_FAMILY.items():
+        for modular, stock in MODULAR_TO_STOCK.items():
             if isinstance(mapping, dict) and stock in mapping:
                 mapping.setdefault(modular, mapping[stock])

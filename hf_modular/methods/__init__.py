@@ -1,0 +1,13 @@
+"""The compression methods beside Modular Transformers, one folder each with the same file roles:
+``config.py`` (validated settings), ``layers.py`` (the building blocks), ``compressor.py`` (apply
+the method to a model, save and load the result).
+
+    from hf_modular.methods import offline_ae
+    compressed = offline_ae.compress(model, ratio=4, targets=["attention", "ffn"])
+"""
+
+from . import offline_ae
+
+METHODS = {"offline_ae": offline_ae}
+
+__all__ = ["METHODS", "offline_ae"]

@@ -1,0 +1,63 @@
+"""Settings of offline weight compression, validated when built."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ...errors import ConfigError
+
+METHODS = ("autoencoder", "svd")
+MODES = ("joint", "per_matrix")
+
+
+@dataclass
+class OfflineAEConfig:
+    """How to compress.
+
+    ``ratio``: original numbers of the targeted matrices over every number stored for them.
+    ``targets``: matrix kinds to compress, e.g. ``"attention"``, ``"ffn"``, ``"q"``,
+    ``"decoder.cross_attention"``, ``"encoder.ffn.out"``, ``"embeddings"`` (a target selects every
+    kind that carries all its dot-separated parts). ``mode``: ``joint`` fits one coder per kind
+    over the rows of all layers (one shared decoder), ``per_matrix`` one per matrix.
+    ``latent_fraction``: the share of each budget spent on per-row latents (the rest: decoder).
+    """
+
+    ratio: float = 4.0
+    targets: Sequence[str] = ("attention", "ffn")
+    mode: str = "joint"
+    method: str = "autoencoder"
+    latent_fraction: float = 0.5
+    steps: int = 1500
+    learning_rate: float = 1e-3
+    cosine_weight: float = 0.9091  # the published loss: 0.9091 * mean(1 - cos) + 0.0909 * RMSE
+    rmse_weight: float = 0.0909
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.targets, str):
+            self.targets = (self.targets,)
+        self.targets = tuple(self.targets)
+        if not isinstance(self.ratio, (int, float)) or not 0.25 <= self.ratio <= 1000:
+            # below 1 stores more than the original: only useful to check that a coder can be lossless
+            raise ConfigError(f"ratio={self.ratio!r} must be a number from 0.25 to 1000 (original / stored numbers)")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode={self.mode!r}: allowed {list(MODES)}")
+        if self.method not in METHODS:
+            raise ConfigError(f"method={self.method!r}: allowed {list(METHODS)}")
+        if not self.targets or not all(isinstance(t, str) and t for t in self.targets):
+            raise ConfigError(f"targets={self.targets!r} must name at least one matrix kind")
+        if not 0.0 < self.latent_fraction < 1.0:
+            raise ConfigError(f"latent_fraction={self.latent_fraction!r} must be between 0 and 1 (exclusive)")
+        if not isinstance(self.steps, int) or self.steps < 0:
+            raise ConfigError(f"steps={self.steps!r} must be an integer >= 0")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate={self.learning_rate!r} must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["targets"] = list(self.targets)
+        values.pop("progress")
+        return values
