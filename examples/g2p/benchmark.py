@@ -187,6 +187,14 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
         f"{MAX_NEW_TOKENS} tokens on this machine's CPU ({os.cpu_count()} cores), teacher measured in the same run.",
         "",
     ]
+    if any("latency_ms_rerun" in r for rows in results.values() for r in rows):
+        lines += [
+            "The modular rows were retrained with the adopted recipe (`MODULAR_RECIPE`) in a later run. Decoding a",
+            "fixed length does not depend on the weights, so their latency columns are the first run's, measured",
+            "next to the teacher; the later run, on a busier machine, timed the same architectures 0-40% slower",
+            "(kept in the cells as `latency_ms_rerun`).",
+            "",
+        ]
     for family, rows in results.items():
         teacher = rows[0]
         lines += [
