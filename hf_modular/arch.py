@@ -34,6 +34,10 @@ class ArchAdapter:
     # (regex over a parameter name, kind) for the weight matrices methods may compress; the regex's
     # first group is the stack. Kinds: <stack>.<self|cross>_attention.<q|k|v|o>, <stack>.ffn.<in|out>.
     weight_kinds: tuple[tuple[str, str], ...] = ()
+    # paths inside a layer: self-attention query and key, cross-attention query (PET shares them)
+    self_query: str = ""
+    self_key: str = ""
+    cross_query: str = ""
 
     def stack(self, model: nn.Module, name: str) -> nn.Module:
         return model.get_encoder() if name == "encoder" else model.get_decoder()
@@ -94,6 +98,9 @@ T5_ADAPTER = ArchAdapter(
     layers_attr="block",
     depth_fields=("num_layers", "num_decoder_layers"),
     layer_factory=_t5_layer,
+    self_query="layer.0.SelfAttention.q",
+    self_key="layer.0.SelfAttention.k",
+    cross_query="layer.1.EncDecAttention.q",
     size_fields=("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads"),
     ffn_fields=("d_ff",),
     # T5 computes relative position bias in the first layer of a stack and hands it on.
@@ -132,6 +139,9 @@ BART_ADAPTER = ArchAdapter(
     layers_attr="layers",
     depth_fields=("encoder_layers", "decoder_layers"),
     layer_factory=_bart_layer,
+    self_query="self_attn.q_proj",
+    self_key="self_attn.k_proj",
+    cross_query="encoder_attn.q_proj",
     size_fields=(
         "vocab_size",
         "d_model",

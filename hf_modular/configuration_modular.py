@@ -90,7 +90,7 @@ class ModularConfigMixin:
         super().__post_init__(**kwargs)  # type: ignore[misc]
         if getattr(self, "auto_map", None):
             logger.warning("ignoring 'auto_map' in a %s: hf_modular never runs code named by a config", self.model_type)
-            self.auto_map = None
+            del self.auto_map  # deleted, not None-d: a saved "auto_map": null breaks AutoConfig
         if unknown:  # from a newer version, most likely: forward compatible, so warn and carry on
             logger.warning("%s: ignoring config keys this version does not use: %s", type(self).__name__, unknown)
         self.validate_sizes()

@@ -23,8 +23,14 @@ MODULAR_MODELS = (
 def register_auto_classes() -> None:
     """Idempotent: importing hf_modular twice (or reloading it) registers nothing twice."""
     from .methods.offline_ae import CompressedWeightsConfig, CompressedWeightsLoader
+    from .methods.pet import PetBartConfig, PetBartForConditionalGeneration, PetT5Config, PetT5ForConditionalGeneration
 
-    for config_class, model_class in (*MODULAR_MODELS, (CompressedWeightsConfig, CompressedWeightsLoader)):
+    method_models = (
+        (CompressedWeightsConfig, CompressedWeightsLoader),
+        (PetT5Config, PetT5ForConditionalGeneration),
+        (PetBartConfig, PetBartForConditionalGeneration),
+    )
+    for config_class, model_class in (*MODULAR_MODELS, *method_models):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModelForSeq2SeqLM.register(config_class, model_class, exist_ok=True)
 

@@ -82,11 +82,12 @@ def measure(model, dataset, **extra) -> dict:
     return {"loss": loss, **metrics, "latency_ms": latency, "params": params, **extra}
 
 
-def train(model, run_dir: Path, steps: int, train_set, teacher=None, **recipe) -> dict:
+def train(model, run_dir: Path, steps: int, train_set, teacher=None, method: str = "modular", **recipe) -> dict:
     """Train (resuming if a checkpoint exists); returns the cost of the whole training."""
     trainer = CompressionTrainer(
         model=model,
         teacher=teacher,
+        method=method,
         args=training_arguments(run_dir, steps, disable_tqdm=False, **recipe),
         train_dataset=train_set,
         data_collator=collate,

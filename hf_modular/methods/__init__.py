@@ -6,8 +6,8 @@ the method to a model, save and load the result).
     compressed = offline_ae.compress(model, ratio=4, targets=["attention", "ffn"])
 """
 
-from . import offline_ae
+from . import offline_ae, pet
 
-METHODS = {"offline_ae": offline_ae}
+METHODS = {"offline_ae": offline_ae, "pet": pet}
 
-__all__ = ["METHODS", "offline_ae"]
+__all__ = ["METHODS", "offline_ae", "pet"]

@@ -38,6 +38,9 @@ _OUTPUT_NAMES = {
 }
 
 
+METHODS = ("modular", "pet")
+
+
 class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
     # compute_loss normalises every term over the whole optimizer step itself.
     loss_is_scaled_for_ga = True
@@ -48,6 +51,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         args: CompressionTrainingArguments | None = None,
         *,
         teacher: PreTrainedModel | None = None,
+        method: str = "modular",
         **kwargs: Any,
     ) -> None:
         if not isinstance(args, CompressionTrainingArguments):
@@ -57,6 +61,14 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             )
         if model is None:
             raise ConfigError("CompressionTrainer needs a model (a modular model, or a student with teacher=)")
+        if method not in METHODS:
+            raise ConfigError(f"method={method!r}: allowed {list(METHODS)}")
+        if method == "pet":
+            from ..methods.pet import PetConfigMixin
+
+            if not isinstance(getattr(model, "config", None), PetConfigMixin) or teacher is None:
+                raise ConfigError("method='pet' trains a PET student (pet.build_student) against teacher=...")
+        self.method = method
         self._modular = isinstance(model, ModularModelMixin)
         if not self._modular and teacher is None:
             raise ConfigError(
@@ -122,6 +134,8 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         if not model.training:  # evaluation: the active plan's own loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         args: CompressionTrainingArguments = self.args
+        if self.in_warmup_task:
+            return self._warmup_loss(model, inputs, num_items_in_batch, return_outputs)
         student = self.accelerator.unwrap_model(model)
         self._check_lengths(student, inputs)
         labels = inputs["labels"]
@@ -170,6 +184,26 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
                 loss = loss + args.attention_weight * torch.stack(attention).mean() / units[name]
         if args.average_tokens_across_devices and self.accelerator.num_processes > 1:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
+        return (loss, outputs) if return_outputs else loss
+
+    @property
+    def in_warmup_task(self) -> bool:
+        """Whether this step belongs to the warm-up task (PET), which precedes distillation."""
+        return self.state.global_step < self.args.warmup_task_steps
+
+    def _warmup_loss(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any, return_outputs: bool):
+        """The warm-up task's loss (see ``hf_modular.methods.pet.warmup``), per label token."""
+        from ..methods.pet.warmup import warmup_labels, warmup_nll_sum
+
+        student = self.accelerator.unwrap_model(model)
+        labels = inputs["labels"]
+        with torch.no_grad():
+            teacher_logits = self._teacher_forward(student, inputs, {}).logits
+        outputs = model(**inputs)
+        classes = warmup_labels(
+            teacher_logits, labels, self.args.warmup_correct_threshold, self.args.warmup_wrong_threshold
+        )
+        loss = warmup_nll_sum(outputs.logits, labels, classes) / self._units(num_items_in_batch, labels.ne(-100))
         return (loss, outputs) if return_outputs else loss
 
     def _teacher_forward(self, student: nn.Module, inputs: dict[str, Any], extra: dict[str, bool]):
@@ -261,4 +295,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         if self._modular and self._last_rate is not None and "loss" in logs:
             logs["replacement_rate"] = round(self._last_rate, 4)
+        if self.args.warmup_task_steps > 0 and "loss" in logs:
+            # the phase of the step just logged: 0 = warm-up task, 1 = distillation
+            logs["phase"] = 0 if self.state.global_step <= self.args.warmup_task_steps else 1
         super().log(logs, *args, **kwargs)

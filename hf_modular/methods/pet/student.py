@@ -1,0 +1,90 @@
+"""PET students: stock T5/BART classes with shared parameters, built from a teacher.
+
+``build_student(teacher, layers=(2, 2))`` keeps ``layers`` physical layers per stack (alternating
+teacher layers, as DistilBART picks them), shares the decoder's query projections and runs each
+stack twice, so a 6+6 teacher becomes a 4+4-deep student that stores 2+2 layers.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import torch
+from transformers import BartForConditionalGeneration, PreTrainedModel, T5ForConditionalGeneration
+
+from ...arch import adapter_for
+from ...errors import ConfigError
+from ...plan import STACKS
+from ...shrink import alternating_layers
+from .config import PetBartConfig, PetConfigMixin, PetT5Config
+from .layers import share_parameters
+
+
+class PetModelMixin:
+    """Builds the stock model at the effective depths, then aliases the shared parts."""
+
+    config: PetConfigMixin
+
+    def __init__(self, config: PetConfigMixin, *args: Any, **kwargs: Any):
+        super().__init__(config, *args, **kwargs)  # type: ignore[call-arg]
+        share_parameters(self, config.share_query, config.reuse_stack)  # type: ignore[arg-type]
+
+
+class PetT5ForConditionalGeneration(PetModelMixin, T5ForConditionalGeneration):
+    config_class = PetT5Config
+
+
+class PetBartForConditionalGeneration(PetModelMixin, BartForConditionalGeneration):
+    config_class = PetBartConfig
+
+
+PET_CLASSES = {"t5": PetT5ForConditionalGeneration, "bart": PetBartForConditionalGeneration}
+
+
+@torch.no_grad()
+def build_student(
+    teacher: PreTrainedModel | str | os.PathLike[str],
+    layers: tuple[int, int] = (2, 2),
+    share_query: bool = True,
+    reuse_stack: bool = True,
+) -> PreTrainedModel:
+    """A PET student initialised from ``teacher`` (a stock T5/BART model, folder or Hub id).
+
+    Physical layer i of a stack copies teacher layer ``alternating_layers(depth, n)[i]``; a shared
+    cross-attention query starts as the teacher's self-attention query of that layer.
+    """
+    if isinstance(teacher, (str, os.PathLike)):
+        from transformers import AutoModelForSeq2SeqLM
+
+        teacher = AutoModelForSeq2SeqLM.from_pretrained(teacher)
+    adapter = adapter_for(teacher)
+    if type(teacher) is not adapter.stock_model_class:
+        raise TypeError(f"build_student needs a stock T5/BART teacher, got {type(teacher).__name__}")
+    if len(layers) != 2 or not all(isinstance(n, int) and n >= 1 for n in layers):
+        raise ConfigError(f"layers={layers!r} must be (encoder, decoder) physical layer counts >= 1")
+    depths = [adapter.depth(teacher.config, name) for name in STACKS]
+    if any(n > d for n, d in zip(layers, depths, strict=True)):
+        raise ConfigError(f"layers={tuple(layers)} exceeds the teacher's depths {tuple(depths)}")
+    cls = PET_CLASSES[adapter.family]
+    config = cls.config_class.from_teacher_config(
+        teacher.config,
+        tuple(layers),
+        share_query=share_query,
+        reuse_stack=reuse_stack,
+        teacher_name_or_path=teacher.config.name_or_path or None,
+    )
+    student = cls(config)
+    shared = {k: v for k, v in teacher.state_dict().items() if f".{adapter.layers_attr}." not in k}
+    student.load_state_dict(shared, strict=False)
+    for name, physical, depth in zip(STACKS, layers, depths, strict=True):
+        source = getattr(adapter.stack(teacher, name), adapter.layers_attr)
+        target = getattr(adapter.stack(student, name), adapter.layers_attr)
+        for i, kept in enumerate(alternating_layers(depth, physical)):
+            result = target[i].load_state_dict(source[kept].state_dict(), strict=False)
+            aliased = {f"{adapter.cross_query}.{p}" for p in ("weight", "bias")}
+            if result.missing_keys or set(result.unexpected_keys) - aliased:
+                raise ConfigError(f"teacher layer {kept} does not fit the student: {result}")
+    student.generation_config = copy.deepcopy(teacher.generation_config)
+    return student.to(dtype=teacher.dtype, device=teacher.device).eval()
