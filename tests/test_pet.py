@@ -180,3 +180,35 @@ def test_bad_input_is_refused_with_the_value():
         CompressionTrainer(model=modular, teacher=teacher, args=args, method="pet")
     with pytest.raises(ConfigError, match="method='distil'"):
         CompressionTrainer(model=modular, args=args, method="distil")
+
+
+def test_resuming_across_the_phase_boundary_gives_the_same_weights(tmp_path):
+    """Interrupt after the warm-up task and resume: the run ends exactly like an uninterrupted one
+    (the phase is read from the restored step, the shared weights from one tensor each)."""
+
+    def run(output, resume=None):
+        teacher = tiny_teacher("t5")
+        student = pet.build_student(teacher, layers=(2, 2))
+        args = pet.training_arguments(
+            str(output),
+            warmup_task_steps=3,
+            max_steps=6,
+            per_device_train_batch_size=4,
+            learning_rate=1e-3,
+            save_strategy="steps",
+            save_steps=3,
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            seed=0,
+        )
+        trainer = CompressionTrainer(
+            model=student, teacher=teacher, args=args, method="pet", train_dataset=copy_task("t5", size=32)
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        return student
+
+    uninterrupted = run(tmp_path / "a")
+    resumed = run(tmp_path / "b", resume=str(tmp_path / "a" / "checkpoint-3"))
+    for name, value in uninterrupted.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
