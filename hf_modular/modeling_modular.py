@@ -278,15 +278,18 @@ class ModularModelMixin:
         stock.generation_config = copy.deepcopy(self.generation_config)  # type: ignore[attr-defined]
         return stock.to(dtype=self.dtype, device=self.device)  # type: ignore[attr-defined]
 
-    def export_assembled(self, save_directory: str | os.PathLike[str], **save_kwargs: Any) -> Path:
+    def export_assembled(
+        self, save_directory: str | os.PathLike[str], repo_id: str | None = None, **save_kwargs: Any
+    ) -> Path:
         """Write the active plan as a stock checkpoint that loads without hf_modular.
 
-        The folder gets a README model card recording the plan and the compression ratios.
+        The folder gets a README model card recording the plan and the compression ratios (and
+        loading from ``repo_id`` when it is going to the Hub).
         """
         path = Path(save_directory)
         with staged_directory(path) as staging:
             self.to_stock_model().save_pretrained(staging, **save_kwargs)
-            write_assembled_card(staging, self.compression_report(), self.config, self.adapter.family)
+            write_assembled_card(staging, self.compression_report(), self.config, self.adapter.family, repo_id)
         return path
 
     def push_to_hub(self, repo_id: str, *, assemble: str | None = None, **kwargs: Any) -> Any:

@@ -29,9 +29,8 @@ def evaluate(
     """Evaluate each assembly: teacher-forced loss, token/sequence error rates of greedy decodes
     (TER/SER, %), parameters, and decode latency and speedup against the teacher."""
     from ..evaluation import evaluate_assemblies
-    from ..integrations.hub import TABLE_NAME
+    from ..integrations.hub import save_table
     from ..metrics import sequence_metrics
-    from ..model_card import PLOT_NAME
 
     model = load_artifact(artifact)
     tokenizer = load_tokenizer(artifact)
@@ -77,7 +76,5 @@ def evaluate(
         table.plot(plot, metric="TER")
     if save:
         folder = existing_path(Path(artifact), "artifact folder (--save needs a local artifact)")
-        (folder / TABLE_NAME).write_text(table.to_json() + "\n", encoding="utf-8")
-        if sizes:
-            table.plot(folder / PLOT_NAME, metric="TER")
+        save_table(table, folder)
         console.print(f"stored the table in {folder} (used by 'hf-modular push')")

@@ -21,7 +21,7 @@ from huggingface_hub import CommitInfo, HfApi
 
 from ..assembly import format_ratio
 from ..errors import AssemblyError
-from ..model_card import PLOT_NAME, write_artifact_card, write_assembled_card
+from ..model_card import PLOT_NAME, write_artifact_card
 
 if TYPE_CHECKING:
     from ..evaluation import AssemblyTable
@@ -44,9 +44,7 @@ def write_artifact_folder(
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     if table is not None:
-        (folder / TABLE_NAME).write_text(table.to_json() + "\n", encoding="utf-8")
-        if any(r.speedup for r in table.rows):
-            _plot(table, folder / PLOT_NAME)
+        save_table(table, folder)
     write_artifact_card(folder, model, repo_id=repo_id, table=table, branches=branches)
     return folder
 
@@ -59,8 +57,7 @@ def write_assembly_folder(
     plan, recorded = model.active_plan, model.config.assemble
     try:
         model.assemble(spec)
-        model.export_assembled(folder)
-        write_assembled_card(folder, model.compression_report(), model.config, model.adapter.family, repo_id)
+        model.export_assembled(folder, repo_id=repo_id)
     finally:
         model.set_plan(plan)
         model.config.assemble = recorded
@@ -139,6 +136,9 @@ def push_all_assemblies(
     return commits
 
 
-def _plot(table: AssemblyTable, path: Path) -> None:
-    with contextlib.suppress(ImportError):  # matplotlib is optional: the card just has no plot
-        table.plot(path, metric=next(iter(table.rows[0].metrics), None))
+def save_table(table: AssemblyTable, folder: Path) -> None:
+    """The table as JSON and, when it has timings, its plot, where the model card finds them."""
+    (folder / TABLE_NAME).write_text(table.to_json() + "\n", encoding="utf-8")
+    if any(r.speedup for r in table.rows):
+        with contextlib.suppress(ImportError):  # matplotlib is optional: the card just has no plot
+            table.plot(folder / PLOT_NAME, metric=next(iter(table.rows[0].metrics), None))

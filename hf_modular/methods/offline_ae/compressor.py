@@ -240,34 +240,34 @@ def compress(
     started = time.perf_counter()
     work = copy.deepcopy(model).eval()
     selected = select_targets(work, config.targets)
-    params = {n: p.detach().clone() for n, p in work.named_parameters()}  # originals, kept for the report
+    params = {n: p.detach() for n, p in work.named_parameters()}  # each group reads its rows before installing
     groups = _groups(selected, params, config)
     total = config.steps * len(groups) if config.method == "autoencoder" else 0
+    quality = []
     with tqdm(total=total, desc=f"offline {config.method}", disable=not config.progress or total == 0) as progress:
         for group in groups:
             rows = torch.cat([params[m].float() for m in group.members])
             _fit(group, rows, config, progress)
-            _install(work, group, group.decode())
-    report = _report(groups, params, time.perf_counter() - started, config)
+            rebuilt = group.decode()
+            _install(work, group, rebuilt)
+            quality.append(_quality(group, rows, rebuilt))
+    report = _report(groups, quality, time.perf_counter() - started, config)
     return CompressedModel(model=work, config=config, groups=groups, report=report)
 
 
-def _report(groups: list[Group], original: dict[str, torch.Tensor], seconds: float, config: OfflineAEConfig):
-    per_group = []
-    for group in groups:
-        rows = torch.cat([original[m].float() for m in group.members])
-        rebuilt = group.decode()
-        per_group.append(
-            {
-                "kind": group.kind,
-                "members": len(group.members),
-                "original_numbers": group.original_numbers,
-                "stored_numbers": group.stored_numbers,
-                "ratio": round(group.original_numbers / group.stored_numbers, 4),
-                "mean_cosine": round(nn.functional.cosine_similarity(rebuilt, rows, dim=1).mean().item(), 5),
-                "relative_error": round(((rebuilt - rows).norm() / rows.norm()).item(), 5),
-            }
-        )
+def _quality(group: Group, rows: torch.Tensor, rebuilt: torch.Tensor) -> dict[str, Any]:
+    return {
+        "kind": group.kind,
+        "members": len(group.members),
+        "original_numbers": group.original_numbers,
+        "stored_numbers": group.stored_numbers,
+        "ratio": round(group.original_numbers / group.stored_numbers, 4),
+        "mean_cosine": round(nn.functional.cosine_similarity(rebuilt, rows, dim=1).mean().item(), 5),
+        "relative_error": round(((rebuilt - rows).norm() / rows.norm()).item(), 5),
+    }
+
+
+def _report(groups: list[Group], quality: list[dict[str, Any]], seconds: float, config: OfflineAEConfig):
     original_numbers = sum(g.original_numbers for g in groups)
     stored_numbers = sum(g.stored_numbers for g in groups)
     return {
@@ -279,7 +279,7 @@ def _report(groups: list[Group], original: dict[str, torch.Tensor], seconds: flo
         "stored_numbers": stored_numbers,
         "ratio": round(original_numbers / stored_numbers, 4),
         "seconds": round(seconds, 2),
-        "groups": per_group,
+        "groups": quality,
     }
 
 

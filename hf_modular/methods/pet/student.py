@@ -17,7 +17,7 @@ from transformers import BartForConditionalGeneration, PreTrainedModel, T5ForCon
 from ...arch import adapter_for
 from ...errors import ConfigError
 from ...plan import STACKS
-from ...shrink import alternating_layers
+from ...shrink import alternating_layers, shrink_model
 from .config import PetBartConfig, PetConfigMixin, PetT5Config
 from .layers import share_parameters
 
@@ -52,7 +52,7 @@ def build_student(
 ) -> PreTrainedModel:
     """A PET student initialised from ``teacher`` (a stock T5/BART model, folder or Hub id).
 
-    Physical layer i of a stack copies teacher layer ``alternating_layers(depth, n)[i]``; a shared
+    The physical layers are those of ``shrink_model`` with alternating teacher layers; a shared
     cross-attention query starts as the teacher's self-attention query of that layer.
     """
     if isinstance(teacher, (str, os.PathLike)):
@@ -75,16 +75,11 @@ def build_student(
         reuse_stack=reuse_stack,
         teacher_name_or_path=teacher.config.name_or_path or None,
     )
+    stock = shrink_model(teacher, *(alternating_layers(d, n) for d, n in zip(depths, layers, strict=True)))
     student = cls(config)
-    shared = {k: v for k, v in teacher.state_dict().items() if f".{adapter.layers_attr}." not in k}
-    student.load_state_dict(shared, strict=False)
-    for name, physical, depth in zip(STACKS, layers, depths, strict=True):
-        source = getattr(adapter.stack(teacher, name), adapter.layers_attr)
-        target = getattr(adapter.stack(student, name), adapter.layers_attr)
-        for i, kept in enumerate(alternating_layers(depth, physical)):
-            result = target[i].load_state_dict(source[kept].state_dict(), strict=False)
-            aliased = {f"{adapter.cross_query}.{p}" for p in ("weight", "bias")}
-            if result.missing_keys or set(result.unexpected_keys) - aliased:
-                raise ConfigError(f"teacher layer {kept} does not fit the student: {result}")
+    # Physical layers carry the stock names; second-pass layers and shared queries own no tensors.
+    result = student.load_state_dict(stock.state_dict(), strict=False)
+    if result.missing_keys or any(adapter.cross_query not in k for k in result.unexpected_keys):
+        raise ConfigError(f"the teacher's layers do not fit the student: {result}")
     student.generation_config = copy.deepcopy(teacher.generation_config)
     return student.to(dtype=teacher.dtype, device=teacher.device).eval()
