@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from torch import nn
+from torch import Tensor, nn
 from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
 from transformers.configuration_utils import PreTrainedConfig
 from transformers.modeling_utils import PreTrainedModel
@@ -29,15 +29,26 @@ class ArchAdapter:
     depth_fields: tuple[str, str]  # config fields holding the encoder and decoder depth
     layer_factory: Callable[[PreTrainedConfig, str, bool], nn.Module]  # (stack config, stack name, owns start)
     size_fields: tuple[str, ...]  # integer architecture fields that must be positive
-    ffn_fields: tuple[str, ...]  # feed-forward widths, for the parameter estimate
+    ffn_fields: tuple[str, str]  # config fields holding the (encoder, decoder) feed-forward widths
     start_only_params: tuple[str, ...] = ()  # parameter-name fragments owned by position 0 only
     # (regex over a parameter name, kind) for the weight matrices methods may compress; the regex's
     # first group is the stack. Kinds: <stack>.<self|cross>_attention.<q|k|v|o>, <stack>.ffn.<in|out>.
     weight_kinds: tuple[tuple[str, str], ...] = ()
-    # paths inside a layer: self-attention query and key, cross-attention query (PET shares them)
+    # paths inside a layer: self-attention query, key and value, cross-attention query (PET shares
+    # them; COST-EFF's early exit fills skipped layers' self-attention cache through key and value)
     self_query: str = ""
     self_key: str = ""
+    self_value: str = ""
     cross_query: str = ""
+    self_attention_norm: str = ""  # the norm applied before self-attention (pre-norm T5), "" if none
+    head_dim_attr: str = ""  # attribute of an attention module holding its head size
+    head_fields: tuple[str, str] = ("", "")  # config fields holding the (encoder, decoder) head counts
+    # Attention kinds whose head identity is shared by all layers of a stack: T5's first layer
+    # computes a relative position bias per head that every later layer adds to the same head.
+    tied_head_attention: tuple[str, ...] = ()
+    final_norm: str = ""  # the decoder stack's norm before the LM head, "" if its layers end normed
+    # (model, normed decoder state) -> vocabulary logits, exactly as the stock forward computes them
+    vocab_projection: Callable[[nn.Module, Tensor], Tensor] | None = None
 
     def stack(self, model: nn.Module, name: str) -> nn.Module:
         return model.get_encoder() if name == "encoder" else model.get_decoder()
@@ -87,6 +98,16 @@ def _t5_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Modul
     return T5Block(config, has_relative_attention_bias=owns_start, layer_idx=0)
 
 
+def _t5_vocab_projection(model: nn.Module, hidden: Tensor) -> Tensor:
+    if getattr(model.config, "scale_decoder_outputs", model.config.tie_word_embeddings):
+        hidden = hidden * (model.config.d_model**-0.5)
+    return model.lm_head(hidden)
+
+
+def _bart_vocab_projection(model: nn.Module, hidden: Tensor) -> Tensor:
+    return model.lm_head(hidden) + model.final_logits_bias.to(hidden.device)
+
+
 def _bart_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Module:
     return (BartEncoderLayer if name == "encoder" else BartDecoderLayer)(config, layer_idx=0)
 
@@ -100,9 +121,16 @@ T5_ADAPTER = ArchAdapter(
     layer_factory=_t5_layer,
     self_query="layer.0.SelfAttention.q",
     self_key="layer.0.SelfAttention.k",
+    self_value="layer.0.SelfAttention.v",
     cross_query="layer.1.EncDecAttention.q",
+    self_attention_norm="layer.0.layer_norm",
+    head_dim_attr="key_value_proj_dim",
+    head_fields=("num_heads", "num_heads"),
+    tied_head_attention=("self_attention",),
+    final_norm="final_layer_norm",
+    vocab_projection=_t5_vocab_projection,
     size_fields=("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads"),
-    ffn_fields=("d_ff",),
+    ffn_fields=("d_ff", "d_ff"),
     # T5 computes relative position bias in the first layer of a stack and hands it on.
     start_only_params=("relative_attention_bias",),
     weight_kinds=(
@@ -141,7 +169,11 @@ BART_ADAPTER = ArchAdapter(
     layer_factory=_bart_layer,
     self_query="self_attn.q_proj",
     self_key="self_attn.k_proj",
+    self_value="self_attn.v_proj",
     cross_query="encoder_attn.q_proj",
+    head_dim_attr="head_dim",
+    head_fields=("encoder_attention_heads", "decoder_attention_heads"),
+    vocab_projection=_bart_vocab_projection,
     size_fields=(
         "vocab_size",
         "d_model",

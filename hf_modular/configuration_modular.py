@@ -56,8 +56,26 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+class DecoderCacheDepthMixin:
+    """Reports the decoder's depth to whoever sizes the decoder's KV cache.
+
+    Stock T5 and BART size ``generate()``'s cache from ``num_hidden_layers``, which is the
+    *encoder* depth, so a decoder deeper than its encoder runs out of cache slots.
+    """
+
+    adapter: ClassVar[ArchAdapter]
+
+    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PreTrainedConfig:
+        config = super().get_text_config(decoder=decoder, encoder=encoder)  # type: ignore[misc]
+        depth = self.adapter.depth(self, "decoder")  # type: ignore[arg-type]
+        if decoder and not encoder and config.num_hidden_layers != depth:
+            config = copy.copy(config) if config is self else config
+            config.num_hidden_layers = depth
+        return config
+
+
 @dataclass(kw_only=True, repr=False)
-class ModularConfigMixin:
+class ModularConfigMixin(DecoderCacheDepthMixin):
     """Declared fields:
 
     module_sizes: granularities of the module pools (each module replaces that many layers).
@@ -184,16 +202,3 @@ class ModularConfigMixin:
             isinstance(plans, Mapping) and all(isinstance(k, str) and isinstance(v, Mapping) for k, v in plans.items())
         ):
             raise ConfigError(f"calibrated_plans={plans!r}: expected a dict {{'3x': plan dict, ...}}")
-
-    def get_text_config(self, decoder: bool | None = None, encoder: bool | None = None) -> PreTrainedConfig:
-        """Report the decoder's depth to whoever sizes the decoder's KV cache.
-
-        Stock T5 and BART size ``generate()``'s cache from ``num_hidden_layers``, which is the
-        *encoder* depth, so a decoder deeper than its encoder runs out of cache slots.
-        """
-        config = super().get_text_config(decoder=decoder, encoder=encoder)  # type: ignore[misc]
-        depth = self.stack_depth("decoder")
-        if decoder and not encoder and config.num_hidden_layers != depth:
-            config = copy.copy(config) if config is self else config
-            config.num_hidden_layers = depth
-        return config

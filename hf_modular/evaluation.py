@@ -196,7 +196,7 @@ def measure_model(
 def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_new_tokens: int):
     """Teacher-forced loss over ``loader`` and, if ``decode``, greedy predictions and references
     (token ids without special tokens or padding). Works for any seq2seq model."""
-    device, special = model.device, _special_ids(model)
+    device, special = model.device, special_token_ids(model)
     total, tokens, predictions, references = 0.0, 0, [], []
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -216,7 +216,7 @@ def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_n
     return total / max(tokens, 1), predictions, references
 
 
-def _special_ids(model: PreTrainedModel) -> set[int]:
+def special_token_ids(model: PreTrainedModel) -> set[int]:
     config = model.generation_config
     ids = {config.pad_token_id, config.bos_token_id, config.decoder_start_token_id}
     eos = config.eos_token_id

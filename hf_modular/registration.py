@@ -22,6 +22,12 @@ MODULAR_MODELS = (
 
 def register_auto_classes() -> None:
     """Idempotent: importing hf_modular twice (or reloading it) registers nothing twice."""
+    from .methods.cost_eff import (
+        CostEffBartConfig,
+        CostEffBartForConditionalGeneration,
+        CostEffT5Config,
+        CostEffT5ForConditionalGeneration,
+    )
     from .methods.offline_ae import CompressedWeightsConfig, CompressedWeightsLoader
     from .methods.pet import PetBartConfig, PetBartForConditionalGeneration, PetT5Config, PetT5ForConditionalGeneration
 
@@ -29,6 +35,8 @@ def register_auto_classes() -> None:
         (CompressedWeightsConfig, CompressedWeightsLoader),
         (PetT5Config, PetT5ForConditionalGeneration),
         (PetBartConfig, PetBartForConditionalGeneration),
+        (CostEffT5Config, CostEffT5ForConditionalGeneration),
+        (CostEffBartConfig, CostEffBartForConditionalGeneration),
     )
     for config_class, model_class in (*MODULAR_MODELS, *method_models):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)

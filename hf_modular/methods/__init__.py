@@ -6,8 +6,8 @@ the method to a model, save and load the result).
     compressed = offline_ae.compress(model, ratio=4, targets=["attention", "ffn"])
 """
 
-from . import offline_ae, pet
+from . import cost_eff, offline_ae, pet
 
-METHODS = {"offline_ae": offline_ae, "pet": pet}
+METHODS = {"offline_ae": offline_ae, "pet": pet, "cost_eff": cost_eff}
 
-__all__ = ["METHODS", "offline_ae", "pet"]
+__all__ = ["METHODS", "cost_eff", "offline_ae", "pet"]

@@ -38,7 +38,7 @@ _OUTPUT_NAMES = {
 }
 
 
-METHODS = ("modular", "pet")
+METHODS = ("modular", "pet", "cost_eff")
 
 
 class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
@@ -68,6 +68,13 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
 
             if not isinstance(getattr(model, "config", None), PetConfigMixin) or teacher is None:
                 raise ConfigError("method='pet' trains a PET student (pet.build_student) against teacher=...")
+        if method == "cost_eff":
+            from ..methods.cost_eff import CostEffModelMixin
+
+            if not isinstance(model, CostEffModelMixin) or not model.config.exit_layers or teacher is None:
+                raise ConfigError(
+                    "method='cost_eff' trains a model with exits (cost_eff.add_exits(...)) against teacher=..."
+                )
         self.method = method
         self._modular = isinstance(model, ModularModelMixin)
         if not self._modular and teacher is None:
@@ -151,6 +158,8 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             if self._modular:
                 plan = self._sample_plan(student)
                 student.set_plan(plan)
+            if self.method == "cost_eff":  # its exits read the decoder's intermediate states
+                extra = {**extra, "output_hidden_states": True}
             outputs = model(**inputs, **extra)
         finally:
             if restore is not None:
@@ -158,10 +167,16 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
 
         decoder_units = self._units(num_items_in_batch, label_mask)
         encoder_units = self._units(self._encoder_units, self._encoder_mask(inputs))
+        # COST-EFF: every exit learns the labels and the teacher's final distribution
+        exits = student.all_exit_logits(outputs) if self.method == "cost_eff" else [outputs.logits]
         loss = (
-            args.ce_weight * cross_entropy_sum(outputs.logits, labels)
-            + args.kd_weight * logit_kd_sum(outputs.logits, teacher_out.logits, label_mask, args.kd_temperature)
-        ) / decoder_units
+            sum(
+                args.ce_weight * cross_entropy_sum(logits, labels)
+                + args.kd_weight * logit_kd_sum(logits, teacher_out.logits, label_mask, args.kd_temperature)
+                for logits in exits
+            )
+            / decoder_units
+        )
         masks = {"encoder": self._encoder_mask(inputs), "decoder": label_mask}
         units = {"encoder": encoder_units, "decoder": decoder_units}
         for name in STACKS:

@@ -12,13 +12,13 @@ from typing import Any, ClassVar
 from transformers import BartConfig, PreTrainedConfig, T5Config
 
 from ...arch import BART_ADAPTER, T5_ADAPTER, ArchAdapter
-from ...configuration_modular import CODE_KEYS
+from ...configuration_modular import CODE_KEYS, DecoderCacheDepthMixin
 from ...errors import ConfigError
 from ...plan import STACKS
 
 
 @dataclass(kw_only=True, repr=False)
-class PetConfigMixin:
+class PetConfigMixin(DecoderCacheDepthMixin):
     """Declared fields:
 
     share_query: in each decoder layer, cross-attention uses the self-attention query projection.

@@ -1,0 +1,163 @@
+"""The speed/quality curve of early exit: decode a data set at several thresholds.
+
+For each threshold: quality (a metric on greedy decodes), decoder layers per generated token,
+FLOPs per generated token (counted from the model's own matrices, see ``decoding_flops``) and
+decode time per sequence at the given batch sizes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ...evaluation import MetricFn, special_token_ids
+from ...metrics import sequence_metrics
+from .model import CostEffModelMixin
+
+DEFAULT_THRESHOLDS = (None, 0.99, 0.95, 0.9, 0.8, 0.6)
+
+
+@dataclass
+class SweepPoint:
+    threshold: float | None
+    metrics: dict[str, float]
+    mean_layers: float  # decoder layers per generated token
+    flops_per_token: float  # whole-model FLOPs (encoder included) per generated token
+    ms_per_sequence: dict[int, float] = field(default_factory=dict)  # batch size -> decode ms per sequence
+
+
+def _linear_params(model: nn.Module, stack: str) -> list[dict[str, int]]:
+    """Per layer of ``stack``: weight counts by kind (``self_attention.q``, ``ffn.in``...)."""
+    adapter = model.adapter
+    prefix = adapter.layers_prefix(model, stack)
+    per_layer = []
+    for index, layer in enumerate(getattr(adapter.stack(model, stack), adapter.layers_attr)):
+        counts: dict[str, int] = {}
+        for path, module in layer.named_modules():
+            kind = adapter.weight_kind(f"{prefix}{index}.{path}.weight") if isinstance(module, nn.Linear) else None
+            if kind is not None:
+                key = kind.split(".", 1)[1]
+                counts[key] = counts.get(key, 0) + module.weight.numel()
+        per_layer.append(counts)
+    return per_layer
+
+
+def decoding_flops(model: CostEffModelMixin, source_length: int, layers_used: Sequence[int]) -> float:
+    """FLOPs (2 per multiply-add) to encode ``source_length`` tokens and decode ``len(layers_used)``
+    tokens, token i going through ``layers_used[i]`` decoder layers.
+
+    Counted: every linear layer, attention scores and weighted sums, the exits evaluated (an LM
+    head each) and, for skipped layers, the key/value projections that fill their cache.
+    """
+    encoder = _linear_params(model, "encoder")
+    decoder = _linear_params(model, "decoder")
+    d_model, vocab = model.config.d_model, model.config.vocab_size
+    s = source_length
+    flops = 0.0
+    for counts in encoder:
+        flops += 2 * sum(counts.values()) * s + 4 * counts["self_attention.q"] // d_model * s * s
+    exits = model.config.exit_layers[:-1] if model.config.exit_layers else []
+    depth = len(decoder)
+    for layer in decoder:  # cross-attention keys and values: once per sequence
+        flops += 2 * (layer.get("cross_attention.k", 0) + layer.get("cross_attention.v", 0)) * s
+    for position, used in enumerate(layers_used):
+        for index, counts in enumerate(decoder):
+            if index < used:
+                run = sum(v for k, v in counts.items() if k not in ("cross_attention.k", "cross_attention.v"))
+                self_inner = counts["self_attention.q"] // d_model
+                cross_inner = counts.get("cross_attention.q", 0) // d_model
+                flops += 2 * run + 4 * self_inner * (position + 1) + 4 * cross_inner * s
+            else:
+                flops += 2 * (counts["self_attention.k"] + counts["self_attention.v"])
+        heads = sum(1 for e in exits if e < used) + (used == depth)
+        flops += 2 * d_model * vocab * heads
+    return flops
+
+
+def _generated_lengths(sequences: torch.Tensor, model: nn.Module) -> list[int]:
+    """Tokens generated per row, up to and including the first end-of-sequence token."""
+    eos = model.generation_config.eos_token_id
+    eos = set(eos) if isinstance(eos, list) else {eos}
+    lengths = []
+    for row in sequences[:, 1:].tolist():  # drop the decoder start token
+        ends = [i for i, t in enumerate(row) if t in eos]
+        lengths.append(ends[0] + 1 if ends else len(row))
+    return lengths
+
+
+@torch.no_grad()
+def sweep_thresholds(
+    model: CostEffModelMixin,
+    dataset: Sequence[dict[str, Any]],
+    collate_fn: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    thresholds: Sequence[float | None] = DEFAULT_THRESHOLDS,
+    *,
+    metric_fn: MetricFn = sequence_metrics,
+    batch_size: int = 32,
+    max_new_tokens: int = 32,
+    latency_batch_sizes: Sequence[int] = (1,),
+    latency_examples: int = 64,
+    verbose: bool = True,
+) -> list[SweepPoint]:
+    """Decode ``dataset`` greedily at each threshold (None: never exit) and measure the curve.
+
+    Prints the table as it goes when ``verbose``. Latency: wall time to decode the first
+    ``latency_examples`` examples (natural stopping) at each batch size, per sequence.
+    """
+    model.eval()
+    special = special_token_ids(model)
+    points = []
+    for threshold in thresholds:
+        predictions, references, flops, tokens, layers = [], [], 0.0, 0, 0
+        for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn):
+            inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
+            out = model.generate(
+                **inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, early_exit_threshold=threshold
+            )
+            report = model.last_exit_report
+            depth = model.adapter.depth(model.config, "decoder")
+            sources = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])).sum(-1).tolist()
+            for row, length in enumerate(_generated_lengths(out, model)):
+                used = report.layers_per_token[row, :length].tolist() if report is not None else [depth] * length
+                flops += decoding_flops(model, int(sources[row]), used)
+                tokens += length
+                layers += sum(used)
+            predictions += [[t for t in row.tolist() if t not in special] for row in out]
+            references += [[t for t in row.tolist() if t >= 0 and t not in special] for row in batch["labels"]]
+        tokens = max(tokens, 1)
+        point = SweepPoint(threshold, metric_fn(predictions, references), layers / tokens, flops / tokens)
+        timing = [dataset[i % len(dataset)] for i in range(latency_examples)]
+        for size in latency_batch_sizes:
+            start = time.perf_counter()
+            for begin in range(0, len(timing), size):
+                batch = collate_fn(timing[begin : begin + size])
+                inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
+                model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, early_exit_threshold=threshold)
+            point.ms_per_sequence[size] = (time.perf_counter() - start) * 1000 / len(timing)
+        points.append(point)
+        if verbose:
+            print(format_sweep([point], header=len(points) == 1), flush=True)
+    return points
+
+
+def format_sweep(points: Sequence[SweepPoint], header: bool = True) -> str:
+    """A markdown table of sweep points."""
+    metrics = list(points[0].metrics) if points else []
+    sizes = sorted({b for p in points for b in p.ms_per_sequence})
+    lines = []
+    if header:
+        columns = ["threshold", *metrics, "layers/token", "MFLOPs/token", *[f"ms/seq @{b}" for b in sizes]]
+        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for p in points:
+        cells = ["never" if p.threshold is None else f"{p.threshold:g}"]
+        cells += [f"{p.metrics[m]:.2f}" for m in metrics]
+        cells += [f"{p.mean_layers:.2f}", f"{p.flops_per_token / 1e6:.2f}"]
+        cells += [f"{p.ms_per_sequence[b]:.2f}" if b in p.ms_per_sequence else "" for b in sizes]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
