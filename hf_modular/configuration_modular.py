@@ -74,6 +74,35 @@ class DecoderCacheDepthMixin:
         return config
 
 
+IDENTITY_KEYS = ("model_type", "architectures", "transformers_version", "auto_map")
+
+
+def architecture_values(config: PreTrainedConfig) -> dict[str, Any]:
+    """A config's values without the keys that name its type: the input of another config class."""
+    values = config.to_dict()
+    for key in IDENTITY_KEYS:
+        values.pop(key, None)
+    return values
+
+
+@dataclass(kw_only=True, repr=False)
+class MethodConfigMixin(DecoderCacheDepthMixin):
+    """The base of the other methods' configs (PET, COST-EFF): a stock config plus declared fields.
+
+    teacher_name_or_path: where the uncompressed model came from (for model cards).
+    """
+
+    teacher_name_or_path: str | None = None
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        for key in CODE_KEYS:
+            kwargs.pop(key, None)  # never honoured: hf_modular runs no code named by a config
+        kwargs.pop("name_or_path", None)
+        super().__post_init__(**kwargs)  # type: ignore[misc]
+        if getattr(self, "auto_map", None):
+            del self.auto_map  # deleting (not None-ing) keeps it out of config.json
+
+
 @dataclass(kw_only=True, repr=False)
 class ModularConfigMixin(DecoderCacheDepthMixin):
     """Declared fields:
@@ -132,10 +161,7 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
                 f"{cls.__name__} converts a {cls.adapter.stock_config_class.__name__}, got "
                 f"{type(teacher_config).__name__} (model_type {getattr(teacher_config, 'model_type', None)!r})"
             )
-        values = teacher_config.to_dict()
-        for key in ("model_type", "architectures", "transformers_version", "auto_map"):
-            values.pop(key, None)
-        return cls(**values, **fields)
+        return cls(**architecture_values(teacher_config), **fields)
 
     def stack_depth(self, name: str) -> int:
         return self.adapter.depth(self, name)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from transformers.modeling_utils import PreTrainedModel
 from .arch import ArchAdapter
 from .assembly import PlanSpace, StackSpace
 from .atomic_save import staged_directory, verify_manifest
-from .configuration_modular import MODULAR_FIELDS
+from .configuration_modular import MODULAR_FIELDS, architecture_values
 from .errors import AssemblyError, CheckpointError, HfModularError
 from .model_card import write_assembled_card
 from .plan import STACKS, Plan, Span, module_spans
@@ -264,8 +264,8 @@ class ModularModelMixin:
 
     def assembled_config(self):
         """The stock config of the active plan: same architecture, plan depths, no modular fields."""
-        values = self.config.to_dict()
-        for key in (*MODULAR_FIELDS, "model_type", "architectures", "transformers_version", "auto_map"):
+        values = architecture_values(self.config)
+        for key in MODULAR_FIELDS:
             values.pop(key, None)
         for field, name in zip(self.adapter.depth_fields, STACKS, strict=True):
             values[field] = self.planned_layers(name).plan.num_steps

@@ -51,6 +51,14 @@ def replace_section(page: Path, name: str, body: str) -> None:
     )
 
 
+def setup(family: str, eval_words: int):
+    """What every benchmark script starts from: 2 threads, the shipped teacher, test and train sets."""
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    teacher, tokenizer = load_teacher(family)
+    data = split()
+    return teacher, G2PDataset(data["test"][:eval_words], tokenizer), G2PDataset(data["train"], tokenizer)
+
+
 class Cells:
     """Finished benchmark rows, cached on disk so reruns skip them."""
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
+import json
 from pathlib import Path
 
-import torch
-from benchmark import ROOT, Cells, replace_section, train
-from data import G2PDataset, collate, g2p_metrics, split
-from run import MODULAR, load_teacher
+from benchmark import ROOT, Cells, replace_section, setup, train
+from data import collate, g2p_metrics
+from run import MODULAR
 from teachers import MAX_NEW_TOKENS
+from transformers import AutoModelForSeq2SeqLM
 
 from hf_modular.methods import cost_eff
 
@@ -39,11 +39,7 @@ def main() -> None:
     parser.add_argument("--eval-words", type=int, default=1000)
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/cost_eff"))
     args = parser.parse_args()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    teacher, tokenizer = load_teacher(args.family)
-    data = split()
-    test = G2PDataset(data["test"][: args.eval_words], tokenizer)
-    train_set = G2PDataset(data["train"], tokenizer)
+    teacher, test, train_set = setup(args.family, args.eval_words)
     calibration = [collate([train_set[i] for i in range(start, start + 64)]) for start in range(0, 512, 64)]
     cells = Cells(args.runs / args.family / "cells.json")
     rows = {"teacher": cells.get("teacher", lambda: sweep(cost_eff.as_cost_eff(teacher), test, (None,)))}
@@ -64,11 +60,17 @@ def main() -> None:
     for name, build in builds.items():
 
         def run(name: str = name, build=build) -> dict:
-            model = build()
             run_dir = args.runs / args.family / name.split(" (")[0].replace(" + ", "-").replace(" ", "-")
-            cost = train(
-                model, run_dir, args.steps, train_set, teacher=teacher, method="cost_eff", **cost_eff.COST_EFF_DEFAULTS
-            )
+            final = run_dir / "final"
+            if (final / "cost.json").exists():  # trained before: measure again without retraining
+                model = AutoModelForSeq2SeqLM.from_pretrained(final).eval()
+                cost = json.loads((final / "cost.json").read_text())
+            else:
+                model = build()
+                recipe = cost_eff.COST_EFF_DEFAULTS
+                cost = train(model, run_dir, args.steps, train_set, teacher=teacher, method="cost_eff", **recipe)
+                model.save_pretrained(final)
+                (final / "cost.json").write_text(json.dumps(cost))
             return {**sweep(model.eval(), test, THRESHOLDS), **cost}
 
         rows[name] = cells.get(name, run)

@@ -13,13 +13,10 @@ the warm-up task (the same steps all go to distillation).
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-import torch
-from benchmark import LATENCY_BATCHES, ROOT, Cells, measure, replace_section, train
-from data import G2PDataset, split
-from run import MODULAR, load_teacher
+from benchmark import LATENCY_BATCHES, ROOT, Cells, measure, replace_section, setup, train
+from run import MODULAR
 
 from hf_modular.methods import pet
 
@@ -32,11 +29,7 @@ def main() -> None:
     parser.add_argument("--eval-words", type=int, default=2000)
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/pet"))
     args = parser.parse_args()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    teacher, tokenizer = load_teacher(args.family)
-    data = split()
-    test = G2PDataset(data["test"][: args.eval_words], tokenizer)
-    train_set = G2PDataset(data["train"], tokenizer)
+    teacher, test, train_set = setup(args.family, args.eval_words)
     cells = Cells(args.runs / args.family / "cells.json")
     rows = {"teacher": cells.get("teacher", lambda: _measure(teacher, test))}
     for name, warmup in (("PET, warm-up + KD", args.warmup_steps), ("PET, KD only (ablation)", 0)):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from transformers import BartConfig, PreTrainedConfig, T5Config
 
 from ...arch import BART_ADAPTER, T5_ADAPTER, ArchAdapter
-from ...configuration_modular import CODE_KEYS, DecoderCacheDepthMixin
+from ...configuration_modular import MethodConfigMixin, architecture_values
 from ...errors import ConfigError
 
 EXIT_HEADS = ("shared", "affine")
@@ -22,8 +22,8 @@ CONFIDENCE_MEASURES = ("top_prob", "entropy")
 
 
 @dataclass(kw_only=True, repr=False)
-class CostEffConfigMixin(DecoderCacheDepthMixin):
-    """Declared fields:
+class CostEffConfigMixin(MethodConfigMixin):
+    """Declared fields (besides ``teacher_name_or_path``):
 
     exit_layers: decoder layers (0-based) followed by an exit; empty = a slenderized model
         without exits. The last layer is always an exit when there are any: it is the model's output.
@@ -32,24 +32,17 @@ class CostEffConfigMixin(DecoderCacheDepthMixin):
     exit_confidence: how an exit's confidence is measured at generation time: ``"top_prob"``
         (the top token's probability) or ``"entropy"`` (1 - entropy / log(vocabulary size)).
     attention_head_dim: BART only: the head size, when heads were pruned (None: d_model / heads).
-    teacher_name_or_path: where the uncompressed model came from (for model cards).
     """
 
     exit_layers: list[int] | None = None
     exit_head: str = "shared"
     exit_confidence: str = "top_prob"
     attention_head_dim: int | None = None
-    teacher_name_or_path: str | None = None
 
     adapter: ClassVar[ArchAdapter]
 
     def __post_init__(self, **kwargs: Any) -> None:
-        for key in CODE_KEYS:
-            kwargs.pop(key, None)  # never honoured: hf_modular runs no code named by a config
-        kwargs.pop("name_or_path", None)
-        super().__post_init__(**kwargs)  # type: ignore[misc]
-        if getattr(self, "auto_map", None):
-            del self.auto_map
+        super().__post_init__(**kwargs)
         depth = self.adapter.depth(self, "decoder")  # type: ignore[arg-type]
         layers = list(self.exit_layers or [])
         if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < depth for i in layers):
@@ -67,10 +60,7 @@ class CostEffConfigMixin(DecoderCacheDepthMixin):
     @classmethod
     def from_model_config(cls, config: PreTrainedConfig, **fields: Any) -> Any:
         """A COST-EFF config with ``config``'s architecture (stock or COST-EFF) and ``fields`` changed."""
-        values = config.to_dict()
-        for key in ("model_type", "architectures", "transformers_version", "auto_map"):
-            values.pop(key, None)
-        return cls(**{**values, **fields})
+        return cls(**{**architecture_values(config), **fields})
 
 
 class CostEffT5Config(CostEffConfigMixin, T5Config):

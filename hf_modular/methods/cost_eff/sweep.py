@@ -7,6 +7,7 @@ decode time per sequence at the given batch sizes.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -103,12 +104,14 @@ def sweep_thresholds(
     max_new_tokens: int = 32,
     latency_batch_sizes: Sequence[int] = (1,),
     latency_examples: int = 64,
+    latency_repeats: int = 3,
     verbose: bool = True,
 ) -> list[SweepPoint]:
     """Decode ``dataset`` greedily at each threshold (None: never exit) and measure the curve.
 
     Prints the table as it goes when ``verbose``. Latency: wall time to decode the first
-    ``latency_examples`` examples (natural stopping) at each batch size, per sequence.
+    ``latency_examples`` examples (natural stopping) at each batch size, per sequence; the median
+    of ``latency_repeats`` runs after one warm-up batch.
     """
     model.eval()
     special = special_token_ids(model)
@@ -134,12 +137,17 @@ def sweep_thresholds(
         point = SweepPoint(threshold, metric_fn(predictions, references), layers / tokens, flops / tokens)
         timing = [dataset[i % len(dataset)] for i in range(latency_examples)]
         for size in latency_batch_sizes:
-            start = time.perf_counter()
-            for begin in range(0, len(timing), size):
-                batch = collate_fn(timing[begin : begin + size])
-                inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
-                model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, early_exit_threshold=threshold)
-            point.ms_per_sequence[size] = (time.perf_counter() - start) * 1000 / len(timing)
+            batches = [collate_fn(timing[i : i + size]) for i in range(0, len(timing), size)]
+            inputs = [{k: b[k].to(model.device) for k in ("input_ids", "attention_mask") if k in b} for b in batches]
+            kwargs = {"do_sample": False, "max_new_tokens": max_new_tokens, "early_exit_threshold": threshold}
+            model.generate(**inputs[0], **kwargs)  # warm-up
+            times = []
+            for _ in range(latency_repeats):
+                start = time.perf_counter()
+                for batch_inputs in inputs:
+                    model.generate(**batch_inputs, **kwargs)
+                times.append((time.perf_counter() - start) * 1000 / len(timing))
+            point.ms_per_sequence[size] = statistics.median(times)
         points.append(point)
         if verbose:
             print(format_sweep([point], header=len(points) == 1), flush=True)

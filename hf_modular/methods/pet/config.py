@@ -12,34 +12,27 @@ from typing import Any, ClassVar
 from transformers import BartConfig, PreTrainedConfig, T5Config
 
 from ...arch import BART_ADAPTER, T5_ADAPTER, ArchAdapter
-from ...configuration_modular import CODE_KEYS, DecoderCacheDepthMixin
+from ...configuration_modular import MethodConfigMixin, architecture_values
 from ...errors import ConfigError
 from ...plan import STACKS
 
 
 @dataclass(kw_only=True, repr=False)
-class PetConfigMixin(DecoderCacheDepthMixin):
-    """Declared fields:
+class PetConfigMixin(MethodConfigMixin):
+    """Declared fields (besides ``teacher_name_or_path``):
 
     share_query: in each decoder layer, cross-attention uses the self-attention query projection.
     reuse_stack: each stack runs its physical layers twice (effective depth doubled); the
         encoder's second pass swaps the query and key projections.
-    teacher_name_or_path: where the teacher came from (for model cards).
     """
 
     share_query: bool = True
     reuse_stack: bool = True
-    teacher_name_or_path: str | None = None
 
     adapter: ClassVar[ArchAdapter]
 
     def __post_init__(self, **kwargs: Any) -> None:
-        for key in CODE_KEYS:
-            kwargs.pop(key, None)  # never honoured: hf_modular runs no code named by a config
-        kwargs.pop("name_or_path", None)
-        super().__post_init__(**kwargs)  # type: ignore[misc]
-        if getattr(self, "auto_map", None):
-            del self.auto_map  # never honoured; deleting (not None-ing) keeps it out of config.json
+        super().__post_init__(**kwargs)
         for name, value in (("share_query", self.share_query), ("reuse_stack", self.reuse_stack)):
             if not isinstance(value, bool):
                 raise ConfigError(f"{name}={value!r} must be true or false")
@@ -57,9 +50,7 @@ class PetConfigMixin(DecoderCacheDepthMixin):
     @classmethod
     def from_teacher_config(cls, teacher_config: PreTrainedConfig, layers: tuple[int, int], **fields: Any) -> Any:
         """The student config: the teacher's architecture with ``layers`` physical layers per stack."""
-        values = teacher_config.to_dict()
-        for key in ("model_type", "architectures", "transformers_version", "auto_map"):
-            values.pop(key, None)
+        values = architecture_values(teacher_config)
         repeat = 2 if fields.get("reuse_stack", True) else 1
         for field, physical in zip(cls.adapter.depth_fields, layers, strict=True):
             values[field] = physical * repeat
