@@ -137,10 +137,7 @@ def shrink_and_fine_tune(teacher, keep: dict, test, info: dict, run_dir: Path, a
 
 
 def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict]:
-    teacher, tokenizer = load_teacher(family)
-    data = split()
-    test = G2PDataset(data["test"][: args.eval_words], tokenizer)
-    train_set = G2PDataset(data["train"], tokenizer)
+    teacher, test, train_set = setup(family, args.eval_words)
     depths = [adapter_for(teacher).depth(teacher.config, name) for name in ("encoder", "decoder")]
     rows = [cells.get(f"{family}/teacher", lambda: measure(teacher, test, method="teacher", ratio="1x", layers=depths))]
     run_dir = args.runs / family
@@ -319,7 +316,6 @@ def main() -> None:
     if any(f not in FAMILIES for f in args.families):
         raise SystemExit(f"--families must be among {FAMILIES}")
     args.runs = args.runs / ("full" if args.full else "small")
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     cells = Cells(args.runs / "cells.json")
     results = {family: run_family(family, args, cells) for family in args.families}
     args.docs.mkdir(parents=True, exist_ok=True)
