@@ -85,6 +85,20 @@ class ArchAdapter:
                 return kind.format(stack=match.group(1)) if match.groups() else kind
         return None
 
+    def layer_linears(self, model: nn.Module, name: str) -> list[list[tuple[str, str, nn.Linear]]]:
+        """Per layer of stack ``name``: (qualified module name, kind without the stack, module) of
+        each weight matrix ``weight_kinds`` knows (``self_attention.q``, ``ffn.in``...)."""
+        prefix = self.layers_prefix(model, name)
+        per_layer = []
+        for index, layer in enumerate(getattr(self.stack(model, name), self.layers_attr)):
+            found = []
+            for path, module in layer.named_modules():
+                kind = self.weight_kind(f"{prefix}{index}.{path}.weight") if isinstance(module, nn.Linear) else None
+                if kind is not None:
+                    found.append((f"{prefix}{index}.{path}", kind.split(".", 1)[1], module))
+            per_layer.append(found)
+        return per_layer
+
     def per_layer_params(self, layer: nn.Module) -> int:
         """Parameters a layer has at any position (without what only position 0 owns)."""
         return sum(

@@ -66,14 +66,11 @@ def prunable_groups(model: PreTrainedModel) -> list[PruneGroup]:
     adapter = adapter_for(model)
     groups = []
     for name in STACKS:
-        prefix = adapter.layers_prefix(model, name)
-        for index, layer in enumerate(getattr(adapter.stack(model, name), adapter.layers_attr)):
+        for index, linears in enumerate(adapter.layer_linears(model, name)):
             roles: dict[str, dict[str, list[str]]] = {}
-            for path, module in layer.named_modules():
-                kind = adapter.weight_kind(f"{prefix}{index}.{path}.weight") if isinstance(module, nn.Linear) else None
-                if kind is not None:
-                    _, group, role = kind.split(".")
-                    roles.setdefault(group, {}).setdefault(role, []).append(f"{prefix}{index}.{path}")
+            for qualified, kind, _ in linears:
+                group, role = kind.split(".")
+                roles.setdefault(group, {}).setdefault(role, []).append(qualified)
             for group, by_role in roles.items():
                 if group == "ffn":
                     groups.append(PruneGroup(name, index, group, tuple(by_role["in"]), tuple(by_role["out"]), 1))

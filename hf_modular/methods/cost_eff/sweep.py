@@ -35,16 +35,11 @@ class SweepPoint:
 
 def _linear_params(model: nn.Module, stack: str) -> list[dict[str, int]]:
     """Per layer of ``stack``: weight counts by kind (``self_attention.q``, ``ffn.in``...)."""
-    adapter = model.adapter
-    prefix = adapter.layers_prefix(model, stack)
     per_layer = []
-    for index, layer in enumerate(getattr(adapter.stack(model, stack), adapter.layers_attr)):
+    for linears in model.adapter.layer_linears(model, stack):
         counts: dict[str, int] = {}
-        for path, module in layer.named_modules():
-            kind = adapter.weight_kind(f"{prefix}{index}.{path}.weight") if isinstance(module, nn.Linear) else None
-            if kind is not None:
-                key = kind.split(".", 1)[1]
-                counts[key] = counts.get(key, 0) + module.weight.numel()
+        for _, kind, module in linears:
+            counts[kind] = counts.get(kind, 0) + module.weight.numel()
         per_layer.append(counts)
     return per_layer
 
