@@ -211,9 +211,14 @@ def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_n
                 num_beams=1,
                 max_new_tokens=max_new_tokens,
             )
-            predictions += [[t for t in row.tolist() if t not in special] for row in out]
-            references += [[t for t in row.tolist() if t >= 0 and t not in special] for row in batch["labels"]]
+            predictions += token_lists(out, special)
+            references += token_lists(batch["labels"], special)
     return total / max(tokens, 1), predictions, references
+
+
+def token_lists(rows: torch.Tensor, special: set[int]) -> list[list[int]]:
+    """Each row's token ids without special tokens, padding or the ignored label -100 (what metrics compare)."""
+    return [[t for t in row.tolist() if t >= 0 and t not in special] for row in rows]
 
 
 def special_token_ids(model: PreTrainedModel) -> set[int]:

@@ -186,17 +186,22 @@ def runnable_model(model: PreTrainedModel) -> PreTrainedModel:
     return model.to_stock_model() if isinstance(model, ModularModelMixin) else model
 
 
-def as_cost_eff(model: PreTrainedModel, **fields: Any) -> CostEffModelMixin:
-    """``model`` (stock, modular: its active plan, or COST-EFF) as a new COST-EFF model, with ``fields`` set."""
-    model = runnable_model(model)
+def from_state(model: PreTrainedModel, state: dict[str, torch.Tensor], **fields: Any) -> CostEffModelMixin:
+    """A new COST-EFF model with ``model``'s config (``fields`` changed), generation config, dtype and
+    device, holding ``state``. Only exit heads may be missing (new) or left over (dropped exits)."""
     adapter = adapter_for(model)
-    config = CONFIG_CLASSES[adapter.family].from_model_config(model.config, **fields)
-    result = MODEL_CLASSES[adapter.family](config)
-    missing, unexpected = result.load_state_dict(model.state_dict(), strict=False)
+    result = MODEL_CLASSES[adapter.family](CONFIG_CLASSES[adapter.family].from_model_config(model.config, **fields))
+    missing, unexpected = result.load_state_dict(state, strict=False)
     if any(not k.startswith("exit_heads.") for k in [*missing, *unexpected]):
         raise ConfigError(f"{type(model).__name__} does not fit a {type(result).__name__}: {missing} {unexpected}")
     result.generation_config = copy.deepcopy(model.generation_config)
     return result.to(dtype=model.dtype, device=model.device).eval()
+
+
+def as_cost_eff(model: PreTrainedModel, **fields: Any) -> CostEffModelMixin:
+    """``model`` (stock, modular: its active plan, or COST-EFF) as a new COST-EFF model, with ``fields`` set."""
+    model = runnable_model(model)
+    return from_state(model, model.state_dict(), **fields)
 
 
 def add_exits(

@@ -14,7 +14,6 @@ scores summed over the stack's layers); BART heads and all FFN neurons are chose
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,11 +28,8 @@ from ...arch import adapter_for
 from ...errors import ConfigError, DataError
 from ...losses import cross_entropy_sum, logit_kd_sum
 from ...plan import STACKS
-from .config import CONFIG_CLASSES
-from .model import MODEL_CLASSES, CostEffModelMixin, as_cost_eff, runnable_model
-
-# The published loss mix: 0.9 soft (KD at temperature 1) + 0.1 hard.
-IMPORTANCE_LOSS = {"ce_weight": 0.1, "kd_weight": 0.9, "temperature": 1.0}
+from .model import CostEffModelMixin, as_cost_eff, from_state, runnable_model
+from .training import COST_EFF_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -109,13 +105,15 @@ def _structure_sums(model: nn.Module, group: PruneGroup) -> torch.Tensor:
 def importance_loss(
     model: CostEffModelMixin, batch: dict[str, torch.Tensor], teacher_logits: torch.Tensor
 ) -> torch.Tensor:
-    """Per-token sum over every exit of 0.1 CE + 0.9 KD to the teacher (``IMPORTANCE_LOSS``)."""
+    """Per-token sum over every exit of the published mix, 0.1 CE + 0.9 KD at temperature 1, to the
+    teacher (the weights of ``COST_EFF_DEFAULTS``, which training uses too)."""
     outputs = model(**batch, output_hidden_states=True)
     labels = batch["labels"]
     mask = labels.ne(-100)
     loss = sum(
-        IMPORTANCE_LOSS["ce_weight"] * cross_entropy_sum(logits, labels)
-        + IMPORTANCE_LOSS["kd_weight"] * logit_kd_sum(logits, teacher_logits, mask, IMPORTANCE_LOSS["temperature"])
+        COST_EFF_DEFAULTS["ce_weight"] * cross_entropy_sum(logits, labels)
+        + COST_EFF_DEFAULTS["kd_weight"]
+        * logit_kd_sum(logits, teacher_logits, mask, COST_EFF_DEFAULTS["kd_temperature"])
         for logits in model.all_exit_logits(outputs)
     )
     return loss / mask.sum().clamp(min=1)
@@ -173,11 +171,7 @@ def prune(model: CostEffModelMixin, keep: dict[PruneGroup, torch.Tensor]) -> Cos
             fields["attention_head_dim"] = next(g.unit for g in keep if g.kind != "ffn")
     if counts["ffn"]:
         fields.update(dict.fromkeys(adapter.ffn_fields, counts["ffn"].pop()))
-    config = CONFIG_CLASSES[adapter.family].from_model_config(model.config, **fields)
-    slim = MODEL_CLASSES[adapter.family](config)
-    slim.load_state_dict(state, strict=True)
-    slim.generation_config = copy.deepcopy(model.generation_config)
-    return slim.to(dtype=model.dtype, device=model.device).eval()
+    return from_state(model, state, **fields)
 
 
 def _check_width(name: str, value: int | None, current: list[int]) -> int | None:

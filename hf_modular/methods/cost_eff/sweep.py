@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ...evaluation import MetricFn, special_token_ids
+from ...evaluation import MetricFn, special_token_ids, token_lists
 from ...metrics import sequence_metrics
 from .model import CostEffModelMixin
 
@@ -126,8 +126,8 @@ def sweep_thresholds(
                 flops += decoding_flops(model, int(sources[row]), used)
                 tokens += length
                 layers += sum(used)
-            predictions += [[t for t in row.tolist() if t not in special] for row in out]
-            references += [[t for t in row.tolist() if t >= 0 and t not in special] for row in batch["labels"]]
+            predictions += token_lists(out, special)
+            references += token_lists(batch["labels"], special)
         tokens = max(tokens, 1)
         point = SweepPoint(threshold, metric_fn(predictions, references), layers / tokens, flops / tokens)
         timing = [dataset[i % len(dataset)] for i in range(latency_examples)]
