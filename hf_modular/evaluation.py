@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedModel
 
 from .assembly import format_ratio
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .modeling_modular import ModularModelMixin
 
 MetricFn = Callable[[list[list[int]], list[list[int]]], dict[str, float]]
@@ -117,7 +117,8 @@ def evaluate_assemblies(
     Per ratio: teacher-forced loss on ``dataset``; if ``metric_fn`` is given, greedy decoding of
     the whole dataset scored by ``metric_fn(predictions, references)`` (token ids, special tokens
     and padding removed); and the median time to greedily decode one batch of each size in
-    ``latency_batch_sizes``, measured in this same run for the teacher ("1x") too.
+    ``latency_batch_sizes``. Latency is measured last, for every ratio and the teacher ("1x")
+    together in interleaved rounds, so a busy spell of the machine hits them all alike.
     """
     specs = list(ratios) if ratios is not None else [format_ratio(r) for r in model.reachable_ratios()]
     if "1x" not in specs:
@@ -133,15 +134,14 @@ def evaluate_assemblies(
         for spec in iterator:
             model.set_plan(model.resolve_plan(spec))
             report = model.compression_report()
-            loss, metrics, latency = measure_model(
+            loss, metrics, _ = measure_model(
                 model,
                 dataset,
                 collate_fn,
                 batch_size=batch_size,
                 metric_fn=metric_fn,
                 max_new_tokens=max_new_tokens,
-                latency_batch_sizes=latency_batch_sizes,
-                latency_repeats=latency_repeats,
+                latency_batch_sizes=(),
             )
             rows.append(
                 AssemblyResult(
@@ -153,9 +153,24 @@ def evaluate_assemblies(
                     decoder_layers=report.stacks["decoder"].steps,
                     eval_loss=loss,
                     metrics=metrics,
-                    latency_ms=latency,
                 )
             )
+
+        def assembled(spec: str) -> Callable[[], PreTrainedModel]:
+            def prepare() -> PreTrainedModel:
+                model.set_plan(model.resolve_plan(spec))
+                return model
+
+            return prepare
+
+        latency = interleaved_decode_latency(
+            {spec: assembled(spec) for spec in specs},
+            timing_batches(dataset, collate_fn, latency_batch_sizes),
+            max_new_tokens,
+            latency_repeats,
+        )
+        for row in rows:
+            row.latency_ms = latency[row.ratio]
     finally:
         model.set_plan(original)
         model.train(was_training)
@@ -183,11 +198,12 @@ def measure_model(
     try:
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
         loss, predictions, references = score_loader(model, loader, metric_fn is not None, max_new_tokens)
-        timing_rows = [dataset[i % len(dataset)] for i in range(max(latency_batch_sizes, default=0))]
-        latency = {
-            b: _decode_latency(model, collate_fn(timing_rows[:b]), max_new_tokens, latency_repeats)
-            for b in latency_batch_sizes
-        }
+        latency = interleaved_decode_latency(
+            {"model": lambda: model},
+            timing_batches(dataset, collate_fn, latency_batch_sizes),
+            max_new_tokens,
+            latency_repeats,
+        )["model"]
     finally:
         model.train(was_training)
     return loss, metric_fn(predictions, references) if metric_fn else {}, latency
@@ -229,16 +245,45 @@ def special_token_ids(model: PreTrainedModel) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _decode_latency(
-    model: ModularModelMixin, batch: dict[str, torch.Tensor], max_new_tokens: int, repeats: int
-) -> float:
-    """Median milliseconds to greedily decode ``batch`` to exactly ``max_new_tokens`` tokens."""
-    inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
+def timing_batches(
+    dataset: Dataset | Sequence[dict[str, Any]],
+    collate_fn: Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]],
+    batch_sizes: Sequence[int],
+) -> dict[int, dict[str, torch.Tensor]]:
+    """One batch per size from the first examples of ``dataset`` (repeated if it is smaller)."""
+    rows = [dataset[i % len(dataset)] for i in range(max(batch_sizes, default=0))]
+    return {b: collate_fn(rows[:b]) for b in batch_sizes}
+
+
+@torch.no_grad()
+def interleaved_decode_latency(
+    contenders: Mapping[str, Callable[[], PreTrainedModel]],
+    batches: Mapping[int, dict[str, torch.Tensor]],
+    max_new_tokens: int,
+    repeats: int,
+) -> dict[str, dict[int, float]]:
+    """Median milliseconds for each contender to greedily decode each batch to exactly ``max_new_tokens``.
+
+    ``contenders`` maps a name to a callable that returns the model ready to run (it may switch
+    a modular model's plan). Every round times each contender once per batch, so slow spells of
+    a shared machine spread over all of them instead of falling on whichever ran then.
+    """
+    if batches and repeats < 1:
+        raise ConfigError(f"latency_repeats={repeats!r}: time each decode at least once (>= 1)")
     kwargs = {"do_sample": False, "num_beams": 1, "max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens}
-    model.generate(**inputs, **kwargs)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model.generate(**inputs, **kwargs)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    times: dict[str, dict[int, list[float]]] = {name: {b: [] for b in batches} for name in contenders}
+    for round_index in range(repeats + 1 if batches else 0):  # round 0 warms every contender up and is not counted
+        for name, prepare in contenders.items():
+            model = prepare()
+            was_training = model.training
+            model.eval()
+            try:
+                for size, batch in batches.items():
+                    inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
+                    start = time.perf_counter()
+                    model.generate(**inputs, **kwargs)
+                    if round_index:
+                        times[name][size].append((time.perf_counter() - start) * 1000)
+            finally:
+                model.train(was_training)
+    return {name: {b: statistics.median(t) for b, t in sizes.items()} for name, sizes in times.items()}

@@ -10,11 +10,13 @@ from hf_modular import (
     AssemblyError,
     AssemblyTable,
     CompressionTrainer,
+    ConfigError,
     DataError,
     calibrate_assembly,
     evaluate_assemblies,
 )
 from hf_modular.calibration import _teacher_kl, _teacher_reference
+from hf_modular.evaluation import interleaved_decode_latency, timing_batches
 from tests.conftest import copy_task, modular_model, pad_collator, sample_inputs
 from tests.test_trainer import training_args
 
@@ -75,6 +77,7 @@ def test_evaluate_assemblies_table_and_plot(family, tmp_path):
         progress=False,
     )
     assert [r.ratio for r in table.rows] == ["1x", "2x", "3x"]
+    assert model.active_plan.is_identity  # the plan it was given back
     teacher, half, third = table.rows
     assert teacher.speedup == {1: 1.0, 4: 1.0}
     assert teacher.params > half.params > third.params
@@ -90,6 +93,40 @@ def test_evaluate_assemblies_table_and_plot(family, tmp_path):
     png = table.plot(tmp_path / "plot.png", metric="exact")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert AssemblyTable.from_json(table.to_json()) == table
+
+
+def test_latency_is_timed_in_interleaved_rounds_of_full_length_decodes(family):
+    """Every round times each contender once per batch size (round 0 is the uncounted warm-up),
+    and every timed decode generates exactly max_new_tokens tokens."""
+    _, model = modular_model(family)
+    calls, lengths = [], []
+    generate = model.generate
+
+    def recorded_generate(**kwargs):
+        out = generate(**kwargs)
+        lengths.append(out.shape[1])
+        return out
+
+    model.generate = recorded_generate
+
+    def contender(spec):
+        def prepare():
+            calls.append(spec)
+            model.assemble(spec)
+            return model
+
+        return prepare
+
+    collate = pad_collator(family)
+    batches = timing_batches(copy_task(family, size=4), collate, (1, 3))
+    assert [b["input_ids"].shape[0] for b in batches.values()] == [1, 3]
+    latency = interleaved_decode_latency({s: contender(s) for s in ("1x", "3x")}, batches, 5, repeats=2)
+    assert calls == ["1x", "3x"] * 3
+    assert len(lengths) == 2 * 2 * 3 and set(lengths) == {5 + 1}  # the start token, then exactly 5 new ones
+    assert set(latency) == {"1x", "3x"} and all(set(r) == {1, 3} for r in latency.values())
+    assert all(ms > 0 for r in latency.values() for ms in r.values())
+    with pytest.raises(ConfigError, match="latency_repeats=0"):
+        interleaved_decode_latency({"1x": contender("1x")}, batches, 5, repeats=0)
 
 
 def test_evaluate_assemblies_without_timing(family):

@@ -8,9 +8,11 @@ For each family, from the shipped teacher:
 - shrink-and-fine-tune (SFT, DistilBART style): per ratio, a stock student of the same depths made
   of alternating teacher layers, trained with the same losses and step budget against the teacher;
 - layer dropping: the same students without training.
-Every row gets PER/WER on held-out test words, parameters, depths, and the median greedy-decode
-latency at batch 1 and 32, measured in this run next to the teacher. Each finished cell is cached
-in --runs, and trainings checkpoint, so an interrupted run continues where it stopped.
+Every row gets PER/WER on held-out test words, parameters and depths. Last, the greedy-decode
+latency at batch 1 and 32 of every row and the teacher is measured together, in interleaved
+rounds (median of LATENCY_REPEATS), so a busy spell of the machine cannot favour one row. Each
+finished cell is cached in --runs, and trainings checkpoint, so an interrupted run continues
+where it stopped.
 """
 
 from __future__ import annotations
@@ -20,22 +22,25 @@ import json
 import os
 import re
 import time
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import torch
 from data import G2PDataset, collate, g2p_metrics, split
 from run import MODULAR, MODULAR_RECIPE, load_teacher, training_arguments
 from teachers import FAMILIES, MAX_NEW_TOKENS
+from transformers import AutoModelForSeq2SeqLM
 
 from hf_modular import CompressionTrainer, measure_model
 from hf_modular.arch import adapter_for
 from hf_modular.assembly import format_ratio
+from hf_modular.evaluation import interleaved_decode_latency, timing_batches
 from hf_modular.shrink import alternating_layers, shrink_model
 from hf_modular.training import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 LATENCY_BATCHES = (1, 32)
+LATENCY_REPEATS = 7
 
 
 SECTION = re.compile(r"<!-- section:(\w+) -->.*?<!-- /section:\1 -->", re.DOTALL)
@@ -66,8 +71,9 @@ class Cells:
         self.path = path
         self.rows: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
 
-    def get(self, key: str, compute) -> dict:
-        if key not in self.rows:
+    def get(self, key: str, compute, stale=lambda cached: False) -> dict:
+        """The cached cell ``key``, computed (and saved) first if it is missing or ``stale(cached)``."""
+        if key not in self.rows or stale(self.rows[key]):
             self.rows[key] = compute()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(self.rows, indent=2))
@@ -75,19 +81,32 @@ class Cells:
 
 
 def measure(model, dataset, **extra) -> dict:
-    loss, metrics, latency = measure_model(
+    """Quality and size of one row (its latency comes from the run's final, shared latency pass)."""
+    loss, metrics, _ = measure_model(
         model,
         dataset,
         collate,
         batch_size=256,
         metric_fn=g2p_metrics,
         max_new_tokens=MAX_NEW_TOKENS,
-        latency_batch_sizes=LATENCY_BATCHES,
-        latency_repeats=5,
+        latency_batch_sizes=(),
     )
     params = extra.pop("params", None) or sum(p.numel() for p in model.parameters())
-    latency = {str(b): ms for b, ms in latency.items()}  # the same keys fresh or read back from JSON
-    return {"loss": loss, **metrics, "latency_ms": latency, "params": params, **extra}
+    return {"loss": loss, **metrics, "params": params, **extra}
+
+
+def with_latency(cells: Cells, key: str, rows: dict[str, dict], contenders: dict, dataset) -> dict[str, dict]:
+    """``rows`` with their decode latency from one pass that times every contender together, in
+    interleaved rounds (cached as cell ``key``; timed again when a row was added since)."""
+
+    def timed() -> dict:
+        batches = timing_batches(dataset, collate, LATENCY_BATCHES)
+        latency = interleaved_decode_latency(contenders, batches, MAX_NEW_TOKENS, LATENCY_REPEATS)
+        # string batch sizes: the same keys fresh or read back from JSON
+        return {name: {str(b): ms for b, ms in row.items()} for name, row in latency.items()}
+
+    latency = cells.get(key, timed, stale=lambda cached: not rows.keys() <= cached.keys())
+    return {name: {**row, "latency_ms": latency[name]} for name, row in rows.items()}
 
 
 def train(model, run_dir: Path, steps: int, train_set, teacher=None, method: str = "modular", **recipe) -> dict:
@@ -126,8 +145,13 @@ def baseline_layers(model, spec: str) -> tuple[dict[str, list[int]], dict]:
     return keep, info
 
 
-def layer_drop(teacher, keep: dict, test, info: dict) -> dict:
-    return measure(shrink_model(teacher, keep["encoder"], keep["decoder"]), test, method="layer-drop", **info)
+def layer_drop(student, test, info: dict) -> dict:
+    return measure(student(), test, method="layer-drop", **info)
+
+
+def trained_student(run_dir: Path):
+    """An SFT student as its training left it (the last checkpoint)."""
+    return AutoModelForSeq2SeqLM.from_pretrained(last_complete_checkpoint(run_dir), dtype=torch.float32).eval()
 
 
 def shrink_and_fine_tune(teacher, keep: dict, test, info: dict, run_dir: Path, args, train_set) -> dict:
@@ -139,7 +163,9 @@ def shrink_and_fine_tune(teacher, keep: dict, test, info: dict, run_dir: Path, a
 def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict]:
     teacher, test, train_set = setup(family, args.eval_words)
     depths = [adapter_for(teacher).depth(teacher.config, name) for name in ("encoder", "decoder")]
-    rows = [cells.get(f"{family}/teacher", lambda: measure(teacher, test, method="teacher", ratio="1x", layers=depths))]
+    key = f"{family}/teacher"
+    rows = {key: cells.get(key, lambda: measure(teacher, test, method="teacher", ratio="1x", layers=depths))}
+    contenders = {key: lambda: teacher}  # row key -> the model to time in the latency pass
     run_dir = args.runs / family
 
     model = MODULAR[family].from_teacher(teacher)
@@ -154,32 +180,39 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
     ratios = args.ratios or [format_ratio(r) for r in model.reachable_ratios() if r > 1]
     for spec in ratios:
 
-        def assembled(spec: str = spec) -> dict:
+        def assembled(spec: str = spec):
             model.assemble(spec)
-            report = model.compression_report()
-            layers = [report.stacks["encoder"].steps, report.stacks["decoder"].steps]
+            return model
+
+        def scored(spec: str = spec) -> dict:
+            report = assembled(spec).compression_report()
             return measure(
                 model,
                 test,
                 method="modular",
                 ratio=spec,
-                layers=layers,
+                layers=[report.stacks["encoder"].steps, report.stacks["decoder"].steps],
                 layer_ratio=round(report.layer_ratio, 3),
                 plan=report.plan.describe(),
                 params=report.assembled_params,  # the assembly, not the whole artifact
+                **cost,
             )
 
-        rows.append(cells.get(f"{family}/modular/{spec}", assembled))
+        key = f"{family}/modular/{spec}"
+        rows[key], contenders[key] = cells.get(key, scored), assembled
 
     for spec in args.sft_ratios:
         keep, info = baseline_layers(model, spec)
-        rows.append(cells.get(f"{family}/drop/{spec}", partial(layer_drop, teacher, keep, test, info)))
-        sft_run = partial(shrink_and_fine_tune, teacher, keep, test, info, run_dir / f"sft-{spec}", args, train_set)
-        rows.append(cells.get(f"{family}/sft/{spec}", sft_run))
-    for row in rows:
-        if row["method"] == "modular" and "train_cpu_s" not in row:
-            row.update(cost)
-    return rows
+        dropped = cache(partial(shrink_model, teacher, keep["encoder"], keep["decoder"]))
+        key = f"{family}/drop/{spec}"
+        rows[key] = cells.get(key, partial(layer_drop, dropped, test, info))
+        contenders[key] = dropped
+        sft_dir = run_dir / f"sft-{spec}"
+        key = f"{family}/sft/{spec}"
+        rows[key] = cells.get(key, partial(shrink_and_fine_tune, teacher, keep, test, info, sft_dir, args, train_set))
+        contenders[key] = cache(partial(trained_student, sft_dir))
+
+    return list(with_latency(cells, f"{family}/latency", rows, contenders, test).values())
 
 
 def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
@@ -189,18 +222,11 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
         f"Written by `python examples/g2p/benchmark.py --families {','.join(args.families)} --steps {args.steps} "
         f"--eval-words {args.eval_words}`. Test set: {args.eval_words} held-out words. Training budget: "
         f"{args.steps} steps of batch 64 for the ONE modular",
-        "phase and for EACH shrink-and-fine-tune (SFT) student. Latency: median of 5 greedy decodes of a fixed",
-        f"{MAX_NEW_TOKENS} tokens on this machine's CPU ({os.cpu_count()} cores), teacher measured in the same run.",
+        "phase and for EACH shrink-and-fine-tune (SFT) student. Latency: greedy decodes of a fixed",
+        f"{MAX_NEW_TOKENS} tokens on this machine's CPU ({os.cpu_count()} cores), every row and the teacher timed "
+        f"together at the end of the run in {LATENCY_REPEATS} interleaved rounds (median).",
         "",
     ]
-    if any("latency_ms_rerun" in r for rows in results.values() for r in rows):
-        lines += [
-            "The modular rows were retrained with the adopted recipe (`MODULAR_RECIPE`) in a later run. Decoding a",
-            "fixed length does not depend on the weights, so their latency columns are the first run's, measured",
-            "next to the teacher; the later run, on a busier machine, timed the same architectures 0-40% slower",
-            "(kept in the cells as `latency_ms_rerun`).",
-            "",
-        ]
     for family, rows in results.items():
         teacher = rows[0]
         lines += [

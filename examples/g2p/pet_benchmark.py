@@ -13,9 +13,20 @@ the warm-up task (the same steps all go to distillation).
 from __future__ import annotations
 
 import argparse
+from functools import cache, partial
 from pathlib import Path
 
-from benchmark import LATENCY_BATCHES, ROOT, Cells, measure, replace_section, setup, train
+from benchmark import (
+    LATENCY_BATCHES,
+    ROOT,
+    Cells,
+    measure,
+    replace_section,
+    setup,
+    train,
+    trained_student,
+    with_latency,
+)
 from run import MODULAR
 
 from hf_modular.methods import pet
@@ -31,14 +42,16 @@ def main() -> None:
     args = parser.parse_args()
     teacher, test, train_set = setup(args.family, args.eval_words)
     cells = Cells(args.runs / args.family / "cells.json")
-    rows = {"teacher": cells.get("teacher", lambda: _measure(teacher, test))}
+    rows = {"teacher": cells.get("teacher", lambda: measure(teacher, test))}
+    contenders = {"teacher": lambda: teacher}  # row name -> the model to time
     for name, warmup in (("PET, warm-up + KD", args.warmup_steps), ("PET, KD only (ablation)", 0)):
+        run_dir = args.runs / args.family / ("warmup" if warmup else "kd-only")
 
-        def run(warmup: int = warmup, name: str = name) -> dict:
+        def run(warmup: int = warmup, run_dir: Path = run_dir) -> dict:
             student = pet.build_student(teacher, layers=(2, 2), share_query=True, reuse_stack=True)
             cost = train(
                 student,
-                args.runs / args.family / ("warmup" if warmup else "kd-only"),
+                run_dir,
                 args.steps,
                 train_set,
                 teacher=teacher,
@@ -46,26 +59,27 @@ def main() -> None:
                 **pet.PET_DEFAULTS,
                 warmup_task_steps=warmup,
             )
-            return {**_measure(student, test), **cost}
+            return {**measure(student, test), **cost}
 
         rows[name] = cells.get(name, run)
+        contenders[name] = cache(partial(trained_student, run_dir))
     artifact = Path(f"runs/g2p/bench/small/{args.family}/modular/artifact")
     if artifact.exists():  # the modular assemblies of similar size, measured in this run too
         modular = MODULAR[args.family].from_pretrained(artifact).eval()
         for spec in ("1.5x", "3x"):
 
-            def assembled(spec: str = spec) -> dict:
-                modular.assemble(spec)
-                return {**_measure(modular, test), "params": modular.compression_report().assembled_params}
+            def assembled(spec: str = spec):
+                return modular.assemble(spec)
 
-            rows[f"modular {spec}"] = cells.get(f"modular {spec}", assembled)
+            def scored(spec: str = spec) -> dict:
+                return {**measure(assembled(spec), test), "params": modular.compression_report().assembled_params}
+
+            rows[f"modular {spec}"] = cells.get(f"modular {spec}", scored)
+            contenders[f"modular {spec}"] = assembled
+    rows = with_latency(cells, "latency", rows, contenders, test)
     markdown = render(rows, args)
     replace_section(ROOT / "docs" / "benchmarks.md", "pet", markdown)
     print(markdown)
-
-
-def _measure(model, test) -> dict:
-    return measure(model, test)
 
 
 def render(rows: dict[str, dict], args) -> str:
