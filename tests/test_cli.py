@@ -56,6 +56,8 @@ def artifact(g2p_files, tmp_path_factory) -> Path:
             "3",
             "--batch-size",
             "16",
+            "--plan-sampling",
+            "granularities",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -131,6 +133,7 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--source", "word"], "'word'"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--module-sizes", "1"], "'1'"),
         (["compress", "{train}", "--train", "{train}", "-o", "{out}"], "train.jsonl"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--plan-sampling", "sandwich"], "'sandwich'"),
         (["assemble", str(TEACHER), "2x", "-o", "{out}"], "not a modular artifact"),
         (["assemble", "{artifact}", "5x", "-o", "{out}"], "5x"),
         (["eval", "{artifact}", "--data", "{tmp}/missing.csv"], "missing.csv"),

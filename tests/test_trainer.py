@@ -211,6 +211,7 @@ def test_evaluation_uses_the_active_plan(family, tmp_path):
         ({"kd_weight": -1.0}, "kd_weight=-1.0"),
         ({"kd_temperature": 0.0}, "kd_temperature=0.0"),
         ({"ce_weight": 0.0, "kd_weight": 0.0, "hidden_weight": 0.0}, "all loss weights are 0"),
+        ({"plan_sampling": "sandwich"}, "plan_sampling='sandwich' is not one of"),
     ],
 )
 def test_bad_training_arguments(tmp_path, overrides, message):
@@ -221,6 +222,12 @@ def test_bad_training_arguments(tmp_path, overrides, message):
 def test_student_errors(tmp_path):
     with pytest.raises(ConfigError, match="pass teacher="):
         CompressionTrainer(model=tiny_teacher("t5"), args=training_args(tmp_path))
+    with pytest.raises(ConfigError, match="plan_sampling='granularities' trains the plans of a modular model"):
+        CompressionTrainer(
+            model=tiny_teacher("t5", encoder_layers=2, decoder_layers=2),
+            teacher=tiny_teacher("t5"),
+            args=training_args(tmp_path, plan_sampling="granularities"),
+        )
     big_vocab = tiny_teacher("t5")
     big_vocab.resize_token_embeddings(100)
     with pytest.raises(ConfigError, match="vocabularies differ"):
@@ -253,6 +260,50 @@ def test_plans_are_sampled_per_step_and_cover_the_pool(family):
     for _ in range(50):
         plan = sample_plan(model.plan_space, 0.0, generator)
         assert sum(s[1] - s[0] > 1 for n in STACKS for s in plan.stack(n).spans) == 1
+
+
+def test_granularity_plans_tile_each_stack_with_one_module_size(family):
+    from hf_modular.training.plan_sampling import granularity_plans
+
+    _, model = modular_model(family)  # 6+6 layers, modules of 2, 3 and 6
+    plans = granularity_plans(model.plan_space)
+    for plan, size in zip(plans, (2, 3, 6), strict=True):
+        for name in STACKS:
+            assert plan.stack(name).spans == tuple((i, i + size) for i in range(0, 6, size))
+    uneven = modular_class(family).from_teacher(tiny_teacher(family), module_sizes={"encoder": [2, 4], "decoder": [3]})
+    spans = [(p.stack("encoder").spans, p.stack("decoder").spans) for p in granularity_plans(uneven.plan_space)]
+    assert spans == [
+        (((0, 2), (2, 4), (4, 6)), ((0, 3), (3, 6))),
+        (((0, 4), (4, 5), (5, 6)), ((0, 3), (3, 6))),  # 4 does not divide 6; the decoder repeats its only size
+    ]
+
+
+def test_granularities_step_is_the_mean_of_each_plan_alone_with_one_teacher_forward(family, tmp_path):
+    """With SGD at lr 1 the weight change is the gradient: training every granularity on a batch
+    moves each module by its own plan's gradient divided by the number of plans."""
+
+    def one_step(sizes, out, **overrides):
+        model = modular_class(family).from_teacher(tiny_teacher(family), module_sizes=sizes)
+        before = {n: p.detach().clone() for n, p in model.named_parameters() if ".pool." in n}
+        args = sgd_args(out, batch=4, accumulation=2)
+        for key, value in overrides.items():
+            setattr(args, key, value)
+        trainer = CompressionTrainer(
+            model=model, args=args, train_dataset=ragged_copy_task(family), data_collator=pad_collator(family)
+        )
+        calls = []
+        forward = trainer._teacher_forward
+        trainer._teacher_forward = lambda *a: calls.append(1) or forward(*a)
+        trainer.train()
+        return {n: before[n] - p.detach() for n, p in model.named_parameters() if n in before}, len(calls)
+
+    together, teacher_forwards = one_step([2, 3, 6], tmp_path / "all", plan_sampling="granularities")
+    assert teacher_forwards == 2  # one per micro-batch, shared by the three plans
+    for size in (2, 3, 6):
+        alone, _ = one_step([size], tmp_path / str(size))  # rate 1, one size: always its uniform plan
+        assert alone and all(g.abs().sum() > 0 for g in alone.values())
+        for name, gradient in alone.items():
+            torch.testing.assert_close(together[name], gradient / 3, rtol=1e-4, atol=1e-7, msg=name)
 
 
 def test_empty_datasets_are_refused(tmp_path):

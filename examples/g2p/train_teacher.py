@@ -1,10 +1,14 @@
 """Train a G2P teacher from scratch (resumable), then ship it as fp16 safetensors.
 
     python examples/g2p/train_teacher.py --family t5 --steps 9000
+    python examples/g2p/train_teacher.py --family t5 --steps 4000 --lr 1e-4 \
+        --init-from runs/g2p/teacher-t5/checkpoint-8000
 
-Checkpoints go to runs/g2p/teacher-<family>/ every 500 steps; rerunning resumes from the
-last complete one. The finished teacher (weights in fp16, under 10 MB), its tokenizer and
-its test-set metrics are written to examples/g2p/teachers/<family>/, which the main job uses.
+Checkpoints go to runs/g2p/teacher-<family>/ (--init-from: teacher-<family>-continued/) every
+500 steps; rerunning resumes from the last complete one. --init-from starts a second stage
+from a saved model's weights (safetensors only) with a fresh optimizer and schedule. The
+finished teacher (weights in fp16, under 10 MB), its tokenizer and its test-set metrics are
+written to examples/g2p/teachers/<family>/, which the main job uses.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 import torch
 from data import G2PDataset, build_tokenizer, collate, g2p_metrics, split
 from teachers import FAMILIES, MAX_NEW_TOKENS, new_teacher
-from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers import AutoModelForSeq2SeqLM, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
 from hf_modular.evaluation import score_loader  # one decoding/metric loop for teachers and assemblies
 from hf_modular.training import SafeCheckpointing, last_complete_checkpoint
@@ -43,6 +47,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p"))
     parser.add_argument("--out", type=Path, default=None, help="default: examples/g2p/teachers/<family>")
+    parser.add_argument("--init-from", type=Path, default=None, help="a model folder to continue training from")
     args = parser.parse_args()
     out = args.out or HERE / "teachers" / args.family
 
@@ -51,6 +56,10 @@ def main() -> None:
     data = split()
     model = new_teacher(args.family, len(tokenizer))
     run_dir = args.runs / f"teacher-{args.family}"
+    if args.init_from:
+        weights = AutoModelForSeq2SeqLM.from_pretrained(args.init_from, use_safetensors=True, dtype=torch.float32)
+        model.load_state_dict(weights.state_dict())
+        run_dir = run_dir.with_name(run_dir.name + "-continued")
     training_args = Seq2SeqTrainingArguments(
         output_dir=str(run_dir),
         max_steps=args.steps,
@@ -79,6 +88,8 @@ def main() -> None:
 
     metrics = {"dev": evaluate(model, data["dev"], tokenizer), "test": evaluate(model, data["test"], tokenizer)}
     metrics["steps"] = trainer.state.global_step
+    if args.init_from:
+        metrics["continued_from"] = str(args.init_from)
     metrics["train_seconds"] = round(sum(h.get("train_runtime", 0) for h in trainer.state.log_history), 1)
     print(json.dumps(metrics, indent=2))
     model.half().save_pretrained(out)

@@ -9,15 +9,24 @@ from transformers import Seq2SeqTrainingArguments
 from ..errors import ConfigError
 from .schedules import ReplacementSchedule
 
+PLAN_SAMPLING = ("random", "granularities")
+
 
 @dataclass(kw_only=True)
 class CompressionTrainingArguments(Seq2SeqTrainingArguments):
-    """Loss weights and the replacement schedule (defaults follow docs/training.md).
+    """Loss weights, which plans a step trains, and the replacement schedule (docs/training.md).
 
     The loss is ``ce_weight * CE + kd_weight * KD_T + hidden_weight * MSE_hidden +
     attention_weight * MSE_attention``; every term is normalised over the whole optimizer step.
     """
 
+    plan_sampling: str = field(
+        default="random",
+        metadata={
+            "help": "'random': one plan per batch by module replacing at the scheduled rate; 'granularities': "
+            "every uniform-granularity plan on every batch, sharing one teacher forward"
+        },
+    )
     replacement_schedule: str = field(default="linear", metadata={"help": "'linear' or 'constant'"})
     replacement_rate: float = field(default=0.3, metadata={"help": "rate at the first step (or the constant rate)"})
     replacement_rate_end: float = field(default=1.0, metadata={"help": "rate at the last step (linear schedule)"})
@@ -41,6 +50,8 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.plan_sampling not in PLAN_SAMPLING:
+            raise ConfigError(f"plan_sampling={self.plan_sampling!r} is not one of {list(PLAN_SAMPLING)}")
         self.schedule  # validates the schedule fields  # noqa: B018
         for name in ("ce_weight", "kd_weight", "hidden_weight", "attention_weight"):
             value = getattr(self, name)

@@ -1,10 +1,14 @@
-"""Sampling a training plan: multi-grained module replacing.
+"""Which plans a training step runs: multi-grained module replacing, or every granularity.
 
-At each layer boundary of a stack, with probability ``rate`` one of the modules that start
-there is used (uniformly over the granularities available), otherwise the teacher layer.
-A training plan always uses at least one module: a draw of teacher layers only would train
-nothing (and leave the loss without a gradient), so then one module, drawn uniformly from all
-of them, replaces its span.
+``sample_plan`` (``plan_sampling="random"``): at each layer boundary of a stack, with
+probability ``rate`` one of the modules that start there is used (uniformly over the
+granularities available), otherwise the teacher layer. A training plan always uses at least
+one module: a draw of teacher layers only would train nothing (and leave the loss without a
+gradient), so then one module, drawn uniformly from all of them, replaces its span.
+
+``granularity_plans`` (``plan_sampling="granularities"``): the uniform plans, one per
+granularity, each stack tiled with modules of that size. Running all of them on every batch
+updates every module at every step, and they share the step's one teacher forward.
 """
 
 from __future__ import annotations
@@ -44,3 +48,25 @@ def _draw(space: PlanSpace, rate: float, generator: torch.Generator) -> Plan:
             position = span[1]
         stacks[name] = StackPlan(depth, tuple(spans))
     return Plan(**stacks)
+
+
+def granularity_plans(space: PlanSpace) -> list[Plan]:
+    """One plan per granularity: each stack tiled with its modules of that size where they fit,
+    teacher layers elsewhere. Stacks with fewer granularities pair their largest with the rest."""
+    sizes = {name: sorted({end - start for start, end in space.stacks[name].modules}) for name in STACKS}
+    count = max(len(s) for s in sizes.values())
+    plans = []
+    for index in range(count):
+        stacks = {}
+        for name in STACKS:
+            space_of, choices = space.stacks[name], sizes[name]
+            size = choices[min(index, len(choices) - 1)] if choices else 1
+            modules = set(space_of.modules)
+            spans, position = [], 0
+            while position < space_of.depth:
+                span = (position, position + size)
+                spans.append(span if span in modules else (position, position + 1))
+                position = spans[-1][1]
+            stacks[name] = StackPlan(space_of.depth, tuple(spans))
+        plans.append(Plan(**stacks))
+    return plans

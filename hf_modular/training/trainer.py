@@ -1,8 +1,9 @@
 """CompressionTrainer: a Seq2SeqTrainer that trains by module replacing and distillation.
 
 For a modular model it trains every module of every granularity in one phase: each step
-samples a plan (``plan_sampling``), the same model under the identity plan provides the
-teacher signal (no second copy of the teacher in memory), and only module parameters learn.
+samples a plan, or runs one plan per granularity (``plan_sampling``); the same model under
+the identity plan provides the teacher signal once per step (no second copy of the teacher in
+memory), and only module parameters learn.
 A separate ``teacher=`` model serves students that differ from their teacher (PET, COST-EFF,
 shrink-and-fine-tune baselines); it is a trainer attribute, so it is never saved or trained.
 """
@@ -28,7 +29,7 @@ from ..modeling_modular import ModularModelMixin
 from ..plan import STACKS, Plan
 from .arguments import CompressionTrainingArguments
 from .checkpointing import SafeCheckpointing
-from .plan_sampling import sample_plan
+from .plan_sampling import granularity_plans, sample_plan
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,16 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
                 )
         self.method = method
         self._modular = isinstance(model, ModularModelMixin)
+        if args.plan_sampling == "granularities" and not self._modular:
+            raise ConfigError(
+                f"plan_sampling='granularities' trains the plans of a modular model; {type(model).__name__} has none"
+            )
+        if args.plan_sampling == "granularities" and args.world_size > 1:
+            # DDP expects one forward per backward; this mode runs one forward per granularity.
+            raise ConfigError(
+                f"plan_sampling='granularities' runs several forwards per backward, which DDP does not support "
+                f"(world size {args.world_size}): use plan_sampling='random' with several processes"
+            )
         if not self._modular and teacher is None:
             raise ConfigError(
                 f"{type(model).__name__} is not a modular model, so it cannot be its own teacher: pass teacher=..."
@@ -145,26 +156,50 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             return self._warmup_loss(model, inputs, num_items_in_batch, return_outputs)
         student = self.accelerator.unwrap_model(model)
         self._check_lengths(student, inputs)
-        labels = inputs["labels"]
-        label_mask = labels.ne(-100)
-        if not label_mask.any():
+        if not inputs["labels"].ne(-100).any():
             logger.warning("a training batch has no labels (all -100); it contributes no loss")
         extra = {"output_hidden_states": args.hidden_weight > 0, "output_attentions": args.attention_weight > 0}
         restore = student.active_plan if self._modular else None
+        losses = []
         try:
             with torch.no_grad():
                 teacher_out = self._teacher_forward(student, inputs, extra)
-            plan = None
-            if self._modular:
-                plan = self._sample_plan(student)
-                student.set_plan(plan)
             if self.method == "cost_eff":  # its exits read the decoder's intermediate states
                 extra = {**extra, "output_hidden_states": True}
-            outputs = model(**inputs, **extra)
+            for plan in self._training_plans(student):
+                if plan is not None:
+                    student.set_plan(plan)
+                outputs = model(**inputs, **extra)
+                losses.append(self._distillation_loss(student, plan, inputs, outputs, teacher_out, num_items_in_batch))
         finally:
             if restore is not None:
                 student.set_plan(restore)
+        loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
+        if args.average_tokens_across_devices and self.accelerator.num_processes > 1:
+            loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
+        return (loss, outputs) if return_outputs else loss
 
+    def _training_plans(self, student: nn.Module) -> list[Plan | None]:
+        """The plans this micro-batch trains (``None``: a non-modular student as it is)."""
+        if not self._modular:
+            return [None]
+        if self.args.plan_sampling == "granularities":
+            return granularity_plans(student.plan_space)
+        return [self._sample_plan(student)]
+
+    def _distillation_loss(
+        self,
+        student: nn.Module,
+        plan: Plan | None,
+        inputs: dict[str, Any],
+        outputs: Any,
+        teacher_out: Any,
+        num_items_in_batch: torch.Tensor | int | None,
+    ) -> torch.Tensor:
+        """CE + logit KD (every exit, for COST-EFF) + hidden/attention MSE at aligned boundaries."""
+        args: CompressionTrainingArguments = self.args
+        labels = inputs["labels"]
+        label_mask = labels.ne(-100)
         decoder_units = self._units(num_items_in_batch, label_mask)
         encoder_units = self._units(self._encoder_units, self._encoder_mask(inputs))
         # COST-EFF: every exit learns the labels and the teacher's final distribution
@@ -197,9 +232,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
                     for s, t in pairs
                 ]
                 loss = loss + args.attention_weight * torch.stack(attention).mean() / units[name]
-        if args.average_tokens_across_devices and self.accelerator.num_processes > 1:
-            loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
-        return (loss, outputs) if return_outputs else loss
+        return loss
 
     @property
     def in_warmup_task(self) -> bool:
