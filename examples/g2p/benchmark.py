@@ -247,6 +247,8 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
                 f"{speed:.2f}x | {speed / layer_ratio:.2f} | {row.get('train_cpu_s', '')} |"
             )
         lines.append("")
+        notes = dict.fromkeys(row["note"] for row in rows if "note" in row)  # remarks kept in the cells
+        lines += [f"Note: {note}" for note in notes] + ([""] if notes else [])
     return "\n".join(lines) + "\n"
 
 
