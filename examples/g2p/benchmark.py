@@ -1,12 +1,13 @@
 """The G2P benchmark: one modular training against per-size baselines, written to docs/benchmarks.md.
 
     python examples/g2p/benchmark.py            # T5, small budget (about 30 minutes on 2 cores)
-    python examples/g2p/benchmark.py --full     # T5 and BART, every reachable ratio (about 2 hours)
+    python examples/g2p/benchmark.py --full     # T5 and BART, every reachable ratio (about an hour)
 
 For each family, from the shipped teacher:
-- modular: ONE CompressionTrainer phase, then every assembly (``--full``: every reachable ratio);
+- modular: ONE CompressionTrainer phase of --modular-steps (each step trains every granularity),
+  then every assembly (``--full``: every reachable ratio);
 - shrink-and-fine-tune (SFT, DistilBART style): per ratio, a stock student of the same depths made
-  of alternating teacher layers, trained with the same losses and step budget against the teacher;
+  of alternating teacher layers, trained with the same losses against the teacher for --steps;
 - layer dropping: the same students without training.
 Every row gets PER/WER on held-out test words, parameters and depths. Last, the greedy-decode
 latency at batch 1 and 32 of every row and the teacher is measured together, in interleaved
