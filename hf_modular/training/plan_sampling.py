@@ -53,20 +53,20 @@ def _draw(space: PlanSpace, rate: float, generator: torch.Generator) -> Plan:
 def granularity_plans(space: PlanSpace) -> list[Plan]:
     """One plan per granularity: each stack tiled with its modules of that size where they fit,
     teacher layers elsewhere. Stacks with fewer granularities pair their largest with the rest."""
-    sizes = {name: sorted({end - start for start, end in space.stacks[name].modules}) for name in STACKS}
+    sizes = {name: sorted({end - start for start, end in space.stacks[name].modules}) or [1] for name in STACKS}
     count = max(len(s) for s in sizes.values())
-    plans = []
-    for index in range(count):
-        stacks = {}
-        for name in STACKS:
-            space_of, choices = space.stacks[name], sizes[name]
-            size = choices[min(index, len(choices) - 1)] if choices else 1
-            modules = set(space_of.modules)
-            spans, position = [], 0
-            while position < space_of.depth:
-                span = (position, position + size)
-                spans.append(span if span in modules else (position, position + 1))
-                position = spans[-1][1]
-            stacks[name] = StackPlan(space_of.depth, tuple(spans))
-        plans.append(Plan(**stacks))
-    return plans
+    return [
+        Plan(**{name: _uniform_tiling(space, name, sizes[name][min(i, len(sizes[name]) - 1)]) for name in STACKS})
+        for i in range(count)
+    ]
+
+
+def _uniform_tiling(space: PlanSpace, name: str, size: int) -> StackPlan:
+    """Stack ``name`` tiled from the bottom with its ``size``-layer modules, a teacher layer where none starts."""
+    depth, modules = space.stacks[name].depth, set(space.stacks[name].modules)
+    spans, position = [], 0
+    while position < depth:
+        span = (position, position + size)
+        spans.append(span if span in modules else (position, position + 1))
+        position = spans[-1][1]
+    return StackPlan(depth, tuple(spans))

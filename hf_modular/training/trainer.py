@@ -2,7 +2,7 @@
 
 For a modular model it trains every module of every granularity in one phase: each step
 samples a plan, or runs one plan per granularity (``plan_sampling``); the same model under
-the identity plan provides the teacher signal once per step (no second copy of the teacher in
+the identity plan provides the teacher signal once per batch (no second copy of the teacher in
 memory), and only module parameters learn.
 A separate ``teacher=`` model serves students that differ from their teacher (PET, COST-EFF,
 shrink-and-fine-tune baselines); it is a trainer attribute, so it is never saved or trained.
