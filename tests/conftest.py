@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from transformers import (
@@ -12,6 +14,7 @@ from transformers import (
     T5Config,
     T5ForConditionalGeneration,
 )
+from transformers.models.t5.modeling_t5 import T5Block
 
 import hf_modular
 from hf_modular.configuration_modular import MODULAR_FIELDS
@@ -20,6 +23,8 @@ from hf_modular.plan import STACKS
 
 VOCAB = 64
 FAMILIES = ("t5", "bart")
+# transformers 5.24 renamed generate()'s past_key_values keyword to cache (the old one warns until 6.0)
+CACHE_KWARG = "cache" if "cache" in inspect.signature(T5Block.forward).parameters else "past_key_values"
 
 
 def tiny_teacher(family: str, encoder_layers: int = 6, decoder_layers: int = 6, seed: int = 0):
@@ -124,7 +129,7 @@ def generate(model, inputs: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
     """Greedy/beam generation of a fixed length. Stock T5 sizes its default cache from the encoder
     depth and fails when the decoder is deeper, so stock models get a cache that grows."""
     if not isinstance(model, ModularModelMixin) and kwargs.get("use_cache", True):
-        kwargs.setdefault("past_key_values", EncoderDecoderCache(DynamicCache(), DynamicCache()))
+        kwargs.setdefault(CACHE_KWARG, EncoderDecoderCache(DynamicCache(), DynamicCache()))
     kwargs.setdefault("max_new_tokens", 6)
     kwargs.setdefault("min_new_tokens", kwargs["max_new_tokens"])  # no early EOS: compare every step
     return model.generate(
@@ -194,3 +199,25 @@ def fake_hub(tmp_path, monkeypatch):
     with FakeHub() as hub:
         use_fake_hub(monkeypatch, hub, tmp_path / "hf_home")
         yield hub
+
+
+def _declared_requirements():
+    """hf_modular's install requirements as installed (setup.py's INSTALL_REQUIRES)."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    return [r for r in map(Requirement, requires("hf_modular") or ()) if r.marker is None]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Record in every test log (also under -q) which versions of hf_modular's dependencies ran."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for requirement in _declared_requirements():
+        try:
+            found.append(f"{requirement.name} {version(requirement.name)}")
+        except PackageNotFoundError:
+            found.append(f"{requirement.name} missing")
+    terminalreporter.write_line("hf_modular dependencies: " + ", ".join(found))

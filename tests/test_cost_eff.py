@@ -7,7 +7,7 @@ import copy
 
 import pytest
 import torch
-from conftest import copy_task, modular_model, pad_collator, sample_inputs, tiny_teacher
+from conftest import CACHE_KWARG, copy_task, modular_model, pad_collator, sample_inputs, tiny_teacher
 from torch import nn
 from transformers import AutoModelForSeq2SeqLM, DynamicCache, EncoderDecoderCache
 
@@ -40,7 +40,7 @@ def calibration(family: str, batches: int = 2):
 def decode(model, inputs, **kwargs):
     if not isinstance(model, cost_eff.CostEffModelMixin) and kwargs.get("use_cache", True):
         # stock T5 sizes its cache by the encoder depth (2 < 4): give it one that grows
-        kwargs.setdefault("past_key_values", EncoderDecoderCache(DynamicCache(), DynamicCache()))
+        kwargs.setdefault(CACHE_KWARG, EncoderDecoderCache(DynamicCache(), DynamicCache()))
     kwargs.setdefault("max_new_tokens", 8)
     kwargs.setdefault("min_new_tokens", kwargs["max_new_tokens"])
     return model.generate(

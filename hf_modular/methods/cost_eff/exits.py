@@ -59,6 +59,15 @@ class ExitLayers(nn.ModuleList):
         return iter([_ExitStep(self.session, index, layer) for index, layer in enumerate(layers)])
 
 
+def decoder_cache(args: tuple, kwargs: dict[str, Any]) -> EncoderDecoderCache | None:
+    """The cache a decoder layer was called with, found by type rather than by keyword.
+
+    transformers 5.24 renamed the layers' ``past_key_values`` keyword to ``cache``; looking the
+    cache up by name silently stopped every skip (tests/test_transformers_internals.py guards this).
+    """
+    return next((value for value in (*kwargs.values(), *args) if isinstance(value, EncoderDecoderCache)), None)
+
+
 class _ExitStep:
     """Runs one decoder layer under a session (not a module: it owns nothing and is never saved)."""
 
@@ -69,10 +78,11 @@ class _ExitStep:
         session = self.session
         if self.index == 0:
             session.begin(hidden_states)
-        elif session.skipping and isinstance(kwargs.get("past_key_values"), EncoderDecoderCache):
-            session.fill_self_attention_cache(self.layer, hidden_states, kwargs["past_key_values"])
+        elif session.skipping and (cache := decoder_cache(args, kwargs)) is not None:
+            session.fill_self_attention_cache(self.layer, hidden_states, cache)
             return (hidden_states, *session.output_tail) if session.output_tail is not None else hidden_states
         output = self.layer(hidden_states, *args, **kwargs)
+        session.layers_run += 1
         is_tuple = isinstance(output, tuple)
         hidden = session.after_layer(self.index, output[0] if is_tuple else output)
         session.output_tail = tuple(output[1:]) if is_tuple else None  # T5 hands position biases on
@@ -88,6 +98,7 @@ class EarlyExitSession:
         self.exits = set(model.config.exit_layers[:-1])  # the last layer's exit is the model's output
         self.history: torch.Tensor | None = None  # (rows, tokens decided so far): exit layer per token
         self.computed: list[int] = []  # per step, decoder layers run in full for the batch
+        self.layers_run = 0  # in the current forward pass, counted as they run (not inferred)
         self.output_tail: tuple | None = None
         self.skipping = False
 
@@ -105,6 +116,7 @@ class EarlyExitSession:
         self.exit_logits: torch.Tensor | None = None
         self.single_position = length == 1  # only then can later layers be skipped for everyone
         self.skipping = False
+        self.layers_run = 0
         self.output_tail = None
 
     def after_layer(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
@@ -146,7 +158,7 @@ class EarlyExitSession:
             logits[decided, -1] = self.exit_logits[decided].to(logits.dtype)
         newest = self.exit_layer[:, -1:]
         self.history = newest if self.history is None else torch.cat([self.history, newest], dim=1)
-        self.computed.append(int(self.exit_layer[:, -1].max()) + 1)
+        self.computed.append(self.layers_run)
         self.skipping = False
         return logits
 

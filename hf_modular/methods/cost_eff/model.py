@@ -39,8 +39,9 @@ class ExitReport:
 
     layers_per_token: (rows, generated tokens), decoder layers each token went through (rows are
         beam slots under beam search).
-    layers_run: per decoding step, the layers run in full for the whole batch (the deepest
-        token's): compute is only saved on layers every sequence of the batch skipped.
+    layers_run: per decoding step, the layers that actually ran in full for the whole batch
+        (counted as they run, so a skip that never happened shows up here): compute is only saved
+        on layers every sequence of the batch skipped.
     """
 
     layers_per_token: torch.Tensor
