@@ -6,7 +6,7 @@ modular artifact.
 """
 
 from .assembly import STRATEGIES, PlanSpace
-from .calibration import Calibration, calibrate_assembly
+from .calibration import Calibration, PlanScores, calibrate_assembly, measure_plans
 from .errors import AssemblyError, CheckpointError, ConfigError, DataError, HfModularError
 from .evaluation import AssemblyResult, AssemblyTable, evaluate_assemblies, measure_model
 from .models.modular_bart import ModularBartConfig, ModularBartForConditionalGeneration
@@ -39,6 +39,7 @@ __all__ = [
     "ModularT5Config",
     "ModularT5ForConditionalGeneration",
     "Plan",
+    "PlanScores",
     "PlanSpace",
     "SafeCheckpointing",
     "StackPlan",
@@ -46,6 +47,7 @@ __all__ = [
     "calibrate_assembly",
     "evaluate_assemblies",
     "measure_model",
+    "measure_plans",
     "register_auto_classes",
     "register_integrations",
 ]

@@ -2,12 +2,19 @@
 
 A spec is ``None`` (the whole artifact, run as the teacher), ``"Nx"`` (a target compression
 ratio, fractional allowed), or an explicit plan ``{"encoder": [...], "decoder": [...]}``.
-For ``"Nx"`` a strategy chooses among the plans whose layer ratio is within 5% of N:
+For ``"Nx"`` a strategy chooses a plan:
 
-- ``size-first``: compress both stacks by the same fraction, then closest ratio.
-- ``speed-first``: the shallowest decoder (it runs once per generated token), then closest ratio.
-- ``calibrated``: the plan with the lowest teacher-KL on a data sample; this needs data, so the
-  choice is made by ``hf_modular.calibration`` and stored in the config under the spec's name.
+- ``measured``: of every plan whose quality was measured on held-out data
+  (``hf_modular.calibration.measure_plans``, stored in ``config.plan_scores``), the best one whose
+  ratio is at least N (within 5%). A plan that a smaller, better plan dominates is never chosen,
+  so asking for a larger model never gives a worse one.
+- ``size-first``: among the plans within 5% of N, compress both stacks by the same fraction,
+  then closest ratio.
+- ``speed-first``: among the plans within 5% of N, the shallowest decoder (it runs once per
+  generated token), then closest ratio.
+- ``calibrated``: the plan stored for that ratio by ``calibrate_assembly`` (lowest teacher-KL
+  among the plans within 5% of N).
+- ``auto`` (the default): ``measured`` when the artifact holds a measured table, else ``size-first``.
 
 Within a stack, the chosen step count is realised by ``Tilings.most_even``.
 """
@@ -18,11 +25,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import AssemblyError
 from .plan import STACKS, Plan, Span, StackPlan, Tilings, layer_ratio, parse_plan
 
-STRATEGIES = ("size-first", "speed-first", "calibrated")
+STRATEGIES = ("auto", "measured", "size-first", "speed-first", "calibrated")
 RATIO_TOLERANCE = 0.05
 _RATIO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*[xX]\s*")
 
@@ -49,6 +57,15 @@ def check_strategy(strategy: object) -> str:
     if strategy not in STRATEGIES:
         raise AssemblyError(f"assemble_strategy={strategy!r} is not one of {list(STRATEGIES)}")
     return strategy  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    """A resolved spec: the plan, the strategy that chose it, and why (for reports and cards)."""
+
+    plan: Plan
+    strategy: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -98,16 +115,29 @@ class PlanSpace:
     def resolve(
         self,
         spec: object,
-        strategy: str = "size-first",
+        strategy: str = "auto",
         calibrated: Mapping[str, object] | None = None,
+        scores: Mapping[str, Any] | None = None,
     ) -> Plan:
         """The plan for ``spec``; raises AssemblyError naming the bad value and what is valid."""
+        return self.choose(spec, strategy, calibrated, scores).plan
+
+    def choose(
+        self,
+        spec: object,
+        strategy: str = "auto",
+        calibrated: Mapping[str, object] | None = None,
+        scores: Mapping[str, Any] | None = None,
+    ) -> PlanChoice:
+        """``resolve``, with the strategy that decided and the reason."""
         strategy = check_strategy(strategy)
+        if strategy == "auto":
+            strategy = "measured" if scores else "size-first"
         if spec is None:
-            return self.identity()
+            return PlanChoice(self.identity(), "none", "assemble=None: the whole artifact, run as the teacher")
         if isinstance(spec, Mapping):
             available = {name: self.stacks[name].modules for name in STACKS}
-            return parse_plan(spec, self._depths, available)
+            return PlanChoice(parse_plan(spec, self._depths, available), "explicit", "an explicit plan")
         if not isinstance(spec, str):
             raise AssemblyError(
                 f"assemble={spec!r} has type {type(spec).__name__}: use a ratio string like '3x', "
@@ -115,8 +145,10 @@ class PlanSpace:
             )
         ratio = parse_ratio(spec)
         if ratio == 1.0:
-            return self.identity()
+            return PlanChoice(self.identity(), "none", "1x: the teacher's layers")
         candidates = self.candidates(ratio)
+        if strategy == "measured":
+            return self._measured(spec, ratio, scores or {})
         if not candidates:
             raise AssemblyError(
                 f"assemble={spec!r} is not reachable with this model's modules (within "
@@ -124,7 +156,9 @@ class PlanSpace:
             )
         if strategy == "calibrated":
             return self._calibrated(spec, ratio, calibrated or {})
-        return self.realise(min(candidates, key=lambda c: self._preference(c, ratio, strategy)))
+        steps = min(candidates, key=lambda c: self._preference(c, ratio, strategy))
+        rule = "both stacks compressed alike" if strategy == "size-first" else "the shallowest decoder"
+        return PlanChoice(self.realise(steps), strategy, f"{strategy}: of the ratios within 5% of {spec}, {rule}")
 
     def identity(self) -> Plan:
         return Plan(**{name: StackPlan.identity(self._depths[name]) for name in STACKS})
@@ -136,15 +170,42 @@ class PlanSpace:
             return (steps["decoder"], closeness, steps["encoder"])
         return (round(abs(kept["encoder"] - kept["decoder"]), 9), closeness, steps["decoder"])
 
-    def _calibrated(self, spec: str, ratio: float, calibrated: Mapping[str, object]) -> Plan:
+    def _calibrated(self, spec: str, ratio: float, calibrated: Mapping[str, object]) -> PlanChoice:
         for key, stored in calibrated.items():
             if abs(parse_ratio(key) - ratio) < 1e-9:
                 if not isinstance(stored, Mapping):
                     raise AssemblyError(f"calibrated plan for {key!r} is not a plan dict: {stored!r}")
-                return self.resolve(dict(stored))
+                plan = self.resolve(dict(stored))
+                return PlanChoice(plan, "calibrated", f"calibrated: the lowest teacher-KL stored for {key}")
         known = ", ".join(sorted(calibrated)) or "none"
         raise AssemblyError(
             f"assemble={spec!r} with strategy 'calibrated' needs a calibrated plan for that ratio "
             f"(this model has: {known}); run hf_modular.calibrate_assembly(...) first, or use "
             f"'size-first' / 'speed-first'"
+        )
+
+    def _measured(self, spec: str, ratio: float, scores: Mapping[str, Any]) -> PlanChoice:
+        """The best measured plan whose ratio is at least ``ratio`` (within the tolerance)."""
+        if not scores:
+            raise AssemblyError(
+                f"assemble={spec!r} with strategy 'measured' needs measured plan qualities "
+                f"(config.plan_scores); run hf_modular.measure_plans(...) or trainer.measure_plans() first"
+            )
+        floor = ratio * (1.0 - RATIO_TOLERANCE)
+        measured = [(entry["score"], self.resolve(dict(entry["plan"]))) for entry in scores["plans"]]
+        eligible = [(score, -self.plan_ratio(plan), plan) for score, plan in measured if self.plan_ratio(plan) >= floor]
+        if not eligible:
+            best = max((self.plan_ratio(plan) for _, plan in measured), default=1.0)
+            raise AssemblyError(
+                f"assemble={spec!r}: no measured plan reaches {format_ratio(ratio)} (within {RATIO_TOLERANCE:.0%}); "
+                f"the smallest measured plan is {format_ratio(best)}. Reachable ratios: {self.describe_reachable()}"
+            )
+        score, _, plan = min(eligible, key=lambda e: (e[0], e[1]))
+        metric, examples = scores.get("metric", "score"), scores.get("examples")
+        on = f" on {examples} held-out examples" if examples else ""
+        return PlanChoice(
+            plan,
+            "measured",
+            f"measured: the best of {len(eligible)} measured plans with ratio >= {format_ratio(floor)} "
+            f"({metric} {score:.4g}{on}); ratio {format_ratio(self.plan_ratio(plan))}",
         )

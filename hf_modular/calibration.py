@@ -1,10 +1,15 @@
-"""The calibrated assembly strategy: choose among same-size plans by teacher-KL on data.
+"""Choosing plans on data: the measured quality front and the calibrated strategy.
 
 Plans with the same ratio can differ a lot in quality (which layers a module replaces
-matters). Scoring needs no labels: the teacher (the identity plan) greedily decodes the
-sample, and each candidate is scored by KL(teacher || candidate) on those decoder inputs.
-The winner is stored in ``config.calibrated_plans``, so ``assemble="3x"`` with
-``assemble_strategy="calibrated"`` is reproducible after save/load.
+matters), and after one training phase a plan can even be worse than a smaller one. Scoring
+needs no labels: the teacher (the identity plan) greedily decodes the sample, and each plan is
+scored by KL(teacher || plan) per decoded token on those decoder inputs.
+
+- ``measure_plans`` scores every reachable plan and stores the table in ``config.plan_scores``;
+  with it, ``assemble="Nx"`` serves the best measured plan whose ratio is at least N (the
+  ``measured`` strategy, the default when a table is present).
+- ``calibrate_assembly`` stores one winner per requested ratio in ``config.calibrated_plans``
+  (the ``calibrated`` strategy).
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from .assembly import format_ratio, parse_ratio
+from .errors import ConfigError, DataError
+from .evaluation import decode_length
 from .losses import logit_kd_sum
 from .modeling_modular import ModularModelMixin
 from .plan import STACKS, Plan
@@ -28,6 +36,57 @@ class Calibration:
     plan: Plan
     kl: float
     candidates: int
+
+
+@dataclass(frozen=True)
+class PlanScores:
+    """Measured plans, lower score is better (``metric`` per decoded token on ``examples`` rows)."""
+
+    metric: str
+    examples: int
+    plans: list[tuple[Plan, float]]
+
+    def to_config(self) -> dict[str, Any]:
+        """The ``config.plan_scores`` form."""
+        return {
+            "metric": self.metric,
+            "examples": self.examples,
+            "plans": [{"plan": plan.to_json(), "score": round(score, 6)} for plan, score in self.plans],
+        }
+
+
+@torch.no_grad()
+def measure_plans(
+    model: ModularModelMixin,
+    batches: Iterable[dict[str, torch.Tensor]],
+    max_plans: int = 1024,
+    max_new_tokens: int | None = None,
+    progress: bool = True,
+) -> PlanScores:
+    """Score every reachable plan by teacher-KL on ``batches`` and store the table in the config.
+
+    ``batches`` are model inputs (labels, when present, only set the decode length). When the
+    model offers more than ``max_plans`` plans, each size keeps its most even tilings first.
+    Afterwards ``assemble="Nx"`` (strategy ``auto`` or ``measured``) serves the best measured
+    plan whose ratio is at least N, so a dominated plan is never the answer.
+    """
+    if not isinstance(max_plans, int) or isinstance(max_plans, bool) or max_plans < 1:
+        raise ConfigError(f"max_plans={max_plans!r} must be a positive integer")
+    batches = list(batches)
+    if not batches:
+        raise DataError("measure_plans needs at least one batch of held-out inputs")
+    every = _plans_by_size(model.plan_space, model.plan_space.step_combinations())
+    plans = list(itertools.islice((plan for plan in every if not plan.is_identity), max_plans))
+    with model.plan_context(model.resolve_plan(None), eval_mode=True):
+        length = max_new_tokens or decode_length(model, batches)
+        references = [_teacher_reference(model, batch, length) for batch in batches]
+        scored = [
+            (plan, _teacher_kl(model, plan, references)) for plan in tqdm(plans, disable=not progress, desc="plans")
+        ]
+    scores = PlanScores("teacher_kl", sum(int(r["inputs"]["input_ids"].shape[0]) for r in references), scored)
+    model.config.plan_scores = scores.to_config()
+    model.plan_choice = model.choose_plan(model.config.assemble)
+    return scores
 
 
 @torch.no_grad()
@@ -43,13 +102,10 @@ def calibrate_assembly(
     ``batches`` are model inputs (``input_ids``, ``attention_mask``; labels are not needed).
     At most ``max_candidates`` plans per ratio are scored, the most even ones first.
     """
-    original, was_training = model.active_plan, model.training
-    model.eval()
-    try:
-        model.set_plan(model.resolve_plan(None))
+    with model.plan_context(model.resolve_plan(None), eval_mode=True):
         references = [_teacher_reference(model, batch, max_new_tokens) for batch in batches]
         if not references:
-            raise ValueError("calibrate_assembly needs at least one batch")
+            raise DataError("calibrate_assembly needs at least one batch")
         results = []
         for spec in ratios:
             ratio = parse_ratio(spec)
@@ -61,14 +117,15 @@ def calibrate_assembly(
             model.config.calibrated_plans = {**(model.config.calibrated_plans or {}), key: best.to_json()}
             results.append(Calibration(key, best, kl, len(candidates)))
         return results
-    finally:
-        model.set_plan(original)
-        model.train(was_training)
 
 
 def _candidate_plans(model: ModularModelMixin, ratio: float) -> Iterable[Plan]:
     space = model.plan_space
-    combos = sorted(space.candidates(ratio), key=lambda c: abs(space.ratio(c) - ratio))
+    return _plans_by_size(space, sorted(space.candidates(ratio), key=lambda c: abs(space.ratio(c) - ratio)))
+
+
+def _plans_by_size(space: Any, combos: list[dict[str, int]]) -> Iterable[Plan]:
+    """The plans of each step combination, most even first, taken round-robin over the combinations."""
     per_combo = [
         itertools.product(*(space.tilings[name].enumerate(combo[name]) for name in STACKS)) for combo in combos
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,7 +24,14 @@ from .assembly import check_strategy, parse_ratio
 from .errors import ConfigError
 from .plan import STACKS, default_module_sizes
 
-MODULAR_FIELDS = ("module_sizes", "assemble", "assemble_strategy", "calibrated_plans", "teacher_name_or_path")
+MODULAR_FIELDS = (
+    "module_sizes",
+    "assemble",
+    "assemble_strategy",
+    "calibrated_plans",
+    "plan_scores",
+    "teacher_name_or_path",
+)
 # Keys a saved T5/BART config carries besides its dataclass fields (derived or bookkeeping values).
 KNOWN_EXTRA_KEYS = frozenset(
     {
@@ -113,15 +121,20 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
     assemble: which model to build: ``None`` (the whole artifact, run as the teacher), a ratio
         such as ``"3x"`` or ``"1.5x"``, or an explicit plan ``{"encoder": [...], "decoder": [...]}``.
         Only the weights the plan needs are built and loaded.
-    assemble_strategy: how a ratio becomes a plan: "size-first", "speed-first" or "calibrated".
+    assemble_strategy: how a ratio becomes a plan: "auto" (the default: "measured" when
+        ``plan_scores`` is present, else "size-first"), "measured", "size-first", "speed-first"
+        or "calibrated" (see ``hf_modular.assembly``).
     calibrated_plans: ``{"3x": plan, ...}`` chosen on data by ``calibrate_assembly``.
+    plan_scores: the measured quality of every plan (``measure_plans``): ``{"metric": ...,
+        "examples": n, "plans": [{"plan": plan dict, "score": lower is better}, ...]}``.
     teacher_name_or_path: where the teacher came from (for model cards).
     """
 
     module_sizes: list[int] | dict[str, list[int]] | None = None
     assemble: str | dict[str, Any] | None = None
-    assemble_strategy: str = "size-first"
+    assemble_strategy: str = "auto"
     calibrated_plans: dict[str, dict[str, Any]] | None = None
+    plan_scores: dict[str, Any] | None = None
     teacher_name_or_path: str | None = None
 
     adapter: ClassVar[ArchAdapter]
@@ -228,3 +241,22 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
             isinstance(plans, Mapping) and all(isinstance(k, str) and isinstance(v, Mapping) for k, v in plans.items())
         ):
             raise ConfigError(f"calibrated_plans={plans!r}: expected a dict {{'3x': plan dict, ...}}")
+        scores = self.plan_scores
+        if scores is not None:
+            entries = scores.get("plans") if isinstance(scores, Mapping) else None
+            if not (
+                isinstance(entries, list)
+                and entries
+                and all(
+                    isinstance(e, Mapping)
+                    and isinstance(e.get("plan"), Mapping)
+                    and isinstance(e.get("score"), (int, float))
+                    and not isinstance(e.get("score"), bool)
+                    and math.isfinite(e["score"])
+                    for e in entries
+                )
+            ):
+                raise ConfigError(
+                    "plan_scores must be {'metric': str, 'examples': int, 'plans': [{'plan': plan dict, 'score': "
+                    f"finite number}}, ...]}} (written by measure_plans), got {str(scores)[:200]}"
+                )

@@ -232,6 +232,18 @@ def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_n
     return total / max(tokens, 1), predictions, references
 
 
+def decode_length(model: PreTrainedModel, batches: Sequence[Mapping[str, Any]] = ()) -> int:
+    """How many new tokens to decode: the longest label in ``batches`` plus a quarter (at least 4)
+    of headroom, so a model that runs long is not cut at the reference's length; without labels,
+    the model's generation config (``max_new_tokens``, else ``max_length``)."""
+    lengths = [int(b["labels"].ne(-100).sum(-1).max()) for b in batches if "labels" in b and b["labels"].numel()]
+    if lengths:
+        longest = max(lengths)
+        return longest + max(4, longest // 4)
+    config = model.generation_config
+    return int(config.max_new_tokens or config.max_length)
+
+
 def token_lists(rows: torch.Tensor, special: set[int]) -> list[list[int]]:
     """Each row's token ids without special tokens, padding or the ignored label -100 (what metrics compare)."""
     return [[t for t in row.tolist() if t >= 0 and t not in special] for row in rows]

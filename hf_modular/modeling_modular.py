@@ -9,10 +9,13 @@ plan named by ``config.assemble``. Everything family-specific is asked of the co
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import logging
 import os
 import re
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from safetensors import SafetensorError
 from transformers.modeling_utils import PreTrainedModel
 
 from .arch import ArchAdapter
-from .assembly import PlanSpace, StackSpace
+from .assembly import PlanChoice, PlanSpace, StackSpace
 from .atomic_save import staged_directory, verify_manifest
 from .configuration_modular import MODULAR_FIELDS, architecture_values
 from .errors import AssemblyError, CheckpointError, HfModularError
@@ -42,7 +45,8 @@ class ModularModelMixin:
     def __init__(self, config: Any) -> None:
         super().__init__(config)  # type: ignore[call-arg]  # the stock model: teacher stacks
         self._plan_space = self._build_plan_space()
-        plan = self.resolve_plan(config.assemble, config.assemble_strategy)
+        self.plan_choice = self.choose_plan(config.assemble, config.assemble_strategy)
+        plan = self.plan_choice.plan
         self._install_planned_layers(needed=None if config.assemble is None else plan)
         self.post_init()  # type: ignore[attr-defined]  # initialise and register the new modules
         self.set_plan(plan)
@@ -105,7 +109,14 @@ class ModularModelMixin:
     # ----------------------------------------------------------------- plans
     def resolve_plan(self, spec: object, strategy: str | None = None) -> Plan:
         """The plan ``spec`` names for this architecture (see ``hf_modular.assembly``)."""
-        return self._plan_space.resolve(spec, strategy or self.config.assemble_strategy, self.config.calibrated_plans)
+        return self.choose_plan(spec, strategy).plan
+
+    def choose_plan(self, spec: object, strategy: str | None = None) -> PlanChoice:
+        """``resolve_plan`` with the strategy that decided and why."""
+        config = self.config
+        return self._plan_space.choose(
+            spec, strategy or config.assemble_strategy, config.calibrated_plans, config.plan_scores
+        )
 
     def set_plan(self, plan: Plan) -> None:
         """Run ``plan`` from now on (in memory; the config is not changed)."""
@@ -123,14 +134,31 @@ class ModularModelMixin:
         for name in STACKS:
             self.planned_layers(name).run(plan.stack(name))
 
+    @contextlib.contextmanager
+    def plan_context(self, plan: Plan | None = None, *, eval_mode: bool | None = None) -> Iterator[None]:
+        """Inside the block run ``plan`` (if given; the block may switch further), afterwards the
+        plan and the train/eval mode the model had before. ``eval_mode=True`` evaluates inside."""
+        original, was_training = self.active_plan, self.training  # type: ignore[attr-defined]
+        try:
+            if eval_mode is not None:
+                self.train(not eval_mode)  # type: ignore[attr-defined]
+            if plan is not None:
+                self.set_plan(plan)
+            yield
+        finally:
+            self.set_plan(original)
+            self.train(was_training)  # type: ignore[attr-defined]
+
     def assemble(self, spec: object, strategy: str | None = None) -> ModularModelMixin:
         """Switch to the model ``spec`` names ("3x", a plan dict, or None for the teacher).
 
         The choice is recorded in the config, so ``save_pretrained`` + ``from_pretrained`` give
         back this same model (and load only its layers).
         """
-        plan = self.resolve_plan(spec, strategy)
+        choice = self.choose_plan(spec, strategy)
+        plan = choice.plan
         self.set_plan(plan)
+        self.plan_choice = choice
         self.config.assemble = spec if isinstance(spec, str) or spec is None else plan.to_json()
         if strategy is not None:
             self.config.assemble_strategy = strategy
@@ -318,8 +346,35 @@ class ModularModelMixin:
                 assembled_params=plan.num_steps * space.layer_params + space.start_params,
             )
         shared = sum(p.numel() for p in self.parameters() if id(p) not in layer_param_ids)  # type: ignore[attr-defined]
-        return CompressionReport(plan=self.active_plan, stacks=counts, shared_params=shared)
+        active = self.active_plan
+        choice = self.plan_choice if self.plan_choice.plan == active else None  # set_plan() switched since
+        return CompressionReport(
+            plan=active, stacks=counts, shared_params=shared, choice=choice.reason if choice else "set directly"
+        )
 
     def stored_spans(self) -> dict[str, list[Span]]:
         """Which teacher layers and modules this model holds, per stack."""
         return {name: sorted(self.planned_layers(name).stored_spans()) for name in STACKS}
+
+
+def plans_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """The stock ``forward``, plus ``plans=[...]``: one call that runs the same inputs through each
+    plan in turn and returns their outputs as a tuple (the active plan is restored afterwards).
+
+    Training several plans per batch then stays one forward per backward, which is what
+    DistributedDataParallel requires. Wrapped, not overridden, so the signature Trainer reads to
+    keep dataset columns stays the stock one.
+    """
+
+    @functools.wraps(forward)
+    def wrapper(self: ModularModelMixin, *args: Any, plans: Sequence[Plan] | None = None, **kwargs: Any) -> Any:
+        if plans is None:
+            return forward(self, *args, **kwargs)
+        outputs = []
+        with self.plan_context():
+            for plan in plans:
+                self.set_plan(plan)
+                outputs.append(forward(self, *args, **kwargs))
+        return tuple(outputs)
+
+    return wrapper

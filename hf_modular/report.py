@@ -20,11 +20,13 @@ class StackCount:
 @dataclass(frozen=True)
 class CompressionReport:
     """``layer_ratio``: teacher transformer-layer parameters over the assembled model's.
-    ``model_ratio``: the same for whole models (embeddings and LM head counted once in each)."""
+    ``model_ratio``: the same for whole models (embeddings and LM head counted once in each).
+    ``choice``: how the plan was chosen (the strategy and its reason)."""
 
     plan: Plan
     stacks: dict[str, StackCount]
     shared_params: int
+    choice: str = ""
 
     @property
     def teacher_layer_params(self) -> int:
@@ -60,6 +62,7 @@ class CompressionReport:
             "teacher_layer_params": self.teacher_layer_params,
             "assembled_layer_params": self.assembled_layer_params,
             "layers": {name: [c.teacher_layers, c.steps] for name, c in self.stacks.items()},
+            "choice": self.choice,
         }
 
     def to_markdown(self) -> str:
@@ -76,7 +79,8 @@ class CompressionReport:
         )
         model_ratio = format_ratio(self.model_ratio)
         rows.append(f"| all parameters | {self.teacher_params:,} | {self.assembled_params:,} | {model_ratio} |")
-        return "\n".join(rows) + f"\n\nPlan: `{self.plan.describe()}`\n"
+        chosen = f" (chosen by {self.choice})" if self.choice else ""
+        return "\n".join(rows) + f"\n\nPlan: `{self.plan.describe()}`{chosen}\n"
 
     def __str__(self) -> str:
         return self.to_markdown()

@@ -1,5 +1,6 @@
 """Run by test_ddp.py: train a modular model with a global batch of 8, on 1 process (plain python)
-or on 2 CPU processes (torchrun or accelerate launch, gloo).
+or on 2 CPU processes (torchrun or accelerate launch, gloo). An optional third argument is a JSON
+object of CompressionTrainingArguments overrides (the plan-sampling recipe under test).
 
 Each rank writes its final weights (hash and a few values), its world size and its logged losses
 to OUT/rank{N}.json. Data order is sequential, so one process and two see the same global batches.
@@ -23,23 +24,25 @@ GLOBAL_BATCH = 8
 
 def main() -> None:
     family, out = sys.argv[1], Path(sys.argv[2])
+    recipe = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     world = int(os.environ.get("WORLD_SIZE", "1"))
     _, model = modular_model(family)
-    args = CompressionTrainingArguments(
-        output_dir=str(out / "run"),
-        max_steps=6,
-        per_device_train_batch_size=GLOBAL_BATCH // world,
-        learning_rate=0.1,
-        optim="sgd",  # updates proportional to gradients: float noise stays noise (Adam would amplify it)
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=11,
-        train_sampling_strategy="sequential",
+    values = {
+        "output_dir": str(out / "run"),
+        "max_steps": 6,
+        "per_device_train_batch_size": GLOBAL_BATCH // world,
+        "learning_rate": 0.1,
+        "optim": "sgd",  # updates proportional to gradients: float noise stays noise (Adam would amplify it)
+        "logging_steps": 1,
+        "report_to": [],
+        "save_strategy": "no",
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "seed": 11,
+        "train_sampling_strategy": "sequential",
         **({"ddp_backend": "gloo"} if world > 1 else {}),
-    )
+    }
+    args = CompressionTrainingArguments(**{**values, **recipe})
     trainer = CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=48))
     trainer.train()
     digest = hashlib.sha256()

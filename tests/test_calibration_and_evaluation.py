@@ -158,3 +158,93 @@ def test_trainer_evaluate_assemblies_and_calibrate(family, tmp_path):
     assert [r.ratio for r in table.rows] == ["1x", "2x"]
     assert trainer.calibrate(["2x"], num_batches=1)[0].ratio == "2x"
     assert model.active_plan.is_identity
+
+
+# ----------------------------------------------------------------------------- the measured front
+def test_measure_plans_scores_every_reachable_plan_and_serves_the_front(family, tmp_path):
+    from hf_modular import measure_plans
+    from hf_modular.assembly import RATIO_TOLERANCE
+    from hf_modular.evaluation import decode_length
+
+    _, model = modular_model(family)  # 6+6 layers, modules of 2, 3 and 6: 14 tilings per stack
+    size_first = {spec: model.resolve_plan(spec) for spec in ("1.5x", "2x", "3x")}
+    data = batches(family)
+    scores = measure_plans(model, data, progress=False)
+    assert len(scores.plans) == 14 * 14 - 1  # every plan but the teacher's
+    assert len({plan for plan, _ in scores.plans}) == len(scores.plans)
+    assert model.config.plan_scores == scores.to_config()
+    # each score is the plan's teacher-KL on those batches
+    model.eval()
+    references = [_teacher_reference(model, b, decode_length(model, data)) for b in data]
+    for plan, score in scores.plans[:: len(scores.plans) // 5]:
+        assert score == pytest.approx(_teacher_kl(model, plan, references), rel=1e-4, abs=1e-6)
+
+    space, served = model.plan_space, []
+    for ratio in model.reachable_ratios():
+        if ratio <= 1.0:
+            continue
+        spec = f"{ratio}x"
+        plan = model.resolve_plan(spec)  # strategy "auto" -> "measured" now that a table exists
+        eligible = [(s, p) for p, s in scores.plans if space.plan_ratio(p) >= ratio * (1 - RATIO_TOLERANCE)]
+        assert min(s for s, _ in eligible) == dict((p, s) for p, s in scores.plans)[plan]
+        served.append(dict((p, s) for p, s in scores.plans)[plan])
+    assert served == sorted(served), "asking for a larger model never gives a worse measured plan"
+    # the explicit strategies stay available
+    assert {spec: model.resolve_plan(spec, "size-first") for spec in size_first} == size_first
+    model.assemble("2x")
+    report = model.compression_report()
+    assert report.choice.startswith("measured: the best of") and "teacher_kl" in report.choice
+    assert "chosen by measured" in report.to_markdown() and report.to_dict()["choice"] == report.choice
+
+    # the table travels with the artifact: a sparse load serves the same plan
+    model.assemble(None)
+    model.save_pretrained(tmp_path / "artifact")
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "artifact", assemble="2x")
+    assert loaded.active_plan == model.resolve_plan("2x")
+    assert loaded.compression_report().choice == model.choose_plan("2x").reason
+
+
+def test_without_a_measured_table_the_strategies_are_unchanged(family):
+    _, model = modular_model(family)
+    assert model.config.plan_scores is None and model.config.assemble_strategy == "auto"
+    for spec in ("1.5x", "2x", "3x", "6x"):
+        assert model.resolve_plan(spec) == model.resolve_plan(spec, "size-first")
+    with pytest.raises(AssemblyError, match="needs measured plan qualities"):
+        model.resolve_plan("2x", "measured")
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [
+        {"metric": "teacher_kl", "plans": []},
+        {"metric": "teacher_kl", "plans": [{"plan": {"encoder": [[0, 2], 2, 3, 4, 5]}, "score": float("nan")}]},
+        {"metric": "teacher_kl", "plans": [{"plan": "2x", "score": 0.1}]},
+        ["not", "a", "table"],
+    ],
+)
+def test_bad_plan_scores_are_refused(scores):
+    from hf_modular import ModularT5Config
+
+    with pytest.raises(ConfigError, match="plan_scores must be"):
+        ModularT5Config(num_layers=2, num_decoder_layers=2, plan_scores=scores)
+
+
+def test_measure_plans_refuses_bad_input(family):
+    from hf_modular import measure_plans
+
+    _, model = modular_model(family)
+    with pytest.raises(DataError, match="at least one batch"):
+        measure_plans(model, [], progress=False)
+    with pytest.raises(ConfigError, match="max_plans=0"):
+        measure_plans(model, batches(family), max_plans=0, progress=False)
+
+
+def test_trainer_measure_plans_uses_the_eval_set(tmp_path):
+    _, model = modular_model("t5")
+    trainer = CompressionTrainer(
+        model=model, args=training_args(tmp_path, max_steps=1), train_dataset=copy_task("t5", size=8)
+    )
+    with pytest.raises(ConfigError, match="measure_plans needs held-out data"):
+        trainer.measure_plans()
+    scores = trainer.measure_plans(copy_task("t5", size=8), max_plans=10)
+    assert len(scores.plans) == 10 and model.config.plan_scores["plans"][0]["plan"] == scores.plans[0][0].to_json()

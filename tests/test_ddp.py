@@ -42,11 +42,38 @@ LAUNCHERS = {
 }
 
 
+# The default recipe: every granularity with rotating pairings plus random mixed plans, all in one
+# forward call per micro-batch (several forwards per backward would mis-synchronise DDP's gradients).
+MULTI_PLAN = {
+    "plan_sampling": "granularities",
+    "granularity_pairing": "rotate",
+    "random_plans": 2,
+    "learning_rate": 0.02,
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("launcher", "family"), [("torchrun", "t5"), ("torchrun", "bart"), ("accelerate", "t5")])
-def test_two_processes_train_like_one(launcher, family, tmp_path):
-    single = _run([sys.executable, str(WORKER), family, str(tmp_path / "one")], tmp_path / "one")
-    ranks = _run([*LAUNCHERS[launcher](), str(WORKER), family, str(tmp_path / "two")], tmp_path / "two")
+@pytest.mark.parametrize(
+    ("launcher", "family", "recipe"),
+    [
+        ("torchrun", "t5", {}),
+        ("torchrun", "bart", {}),
+        ("accelerate", "t5", {}),
+        ("torchrun", "t5", MULTI_PLAN),
+        ("torchrun", "bart", MULTI_PLAN),
+    ],
+    ids=[
+        "torchrun-t5-random",
+        "torchrun-bart-random",
+        "accelerate-t5-random",
+        "torchrun-t5-multi",
+        "torchrun-bart-multi",
+    ],
+)
+def test_two_processes_train_like_one(launcher, family, recipe, tmp_path):
+    extra = [json.dumps(recipe)] if recipe else []
+    single = _run([sys.executable, str(WORKER), family, str(tmp_path / "one"), *extra], tmp_path / "one")
+    ranks = _run([*LAUNCHERS[launcher](), str(WORKER), family, str(tmp_path / "two"), *extra], tmp_path / "two")
     assert [r["world_size"] for r in ranks] == [2, 2] and single[0]["world_size"] == 1
     assert ranks[0]["weights"] == ranks[1]["weights"]
     assert ranks[0]["losses"] == pytest.approx(single[0]["losses"], rel=1e-4)

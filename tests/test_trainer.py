@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 import pytest
@@ -16,6 +17,7 @@ from tests.conftest import (
     modular_model,
     pad_collator,
     ragged_copy_task,
+    sample_inputs,
     tiny_teacher,
 )
 
@@ -212,6 +214,10 @@ def test_evaluation_uses_the_active_plan(family, tmp_path):
         ({"kd_temperature": 0.0}, "kd_temperature=0.0"),
         ({"ce_weight": 0.0, "kd_weight": 0.0, "hidden_weight": 0.0}, "all loss weights are 0"),
         ({"plan_sampling": "sandwich"}, "plan_sampling='sandwich' is not one of"),
+        ({"granularity_pairing": "cross"}, "granularity_pairing='cross' is not one of"),
+        ({"plan_sampling": "granularities", "random_plans": -1}, "random_plans=-1 must be an integer"),
+        ({"plan_sampling": "granularities", "random_plans": True}, "random_plans=True must be an integer"),
+        ({"plan_sampling": "random", "random_plans": 2}, "adds plans to plan_sampling='granularities'"),
     ],
 )
 def test_bad_training_arguments(tmp_path, overrides, message):
@@ -331,3 +337,65 @@ def test_predict_with_generate_decodes_with_the_active_plan(family, tmp_path):
     expected = model.eval().generate(**inputs, max_length=7, do_sample=False, num_beams=1)
     assert predictions.shape[0] == 8
     assert predictions[:, : expected.shape[1]].tolist() == expected.tolist()
+
+
+def test_rotated_granularity_plans_pair_every_encoder_size_with_every_decoder_size(family):
+    from hf_modular.training.plan_sampling import granularity_plans
+
+    _, model = modular_model(family)  # 6+6 layers, modules of 2, 3 and 6
+    pairs = set()
+    for rotation in range(3):
+        for plan in granularity_plans(model.plan_space, rotation):
+            sizes = {name: {e - s for s, e in plan.stack(name).spans} for name in STACKS}
+            assert all(len(v) == 1 for v in sizes.values())  # each stack stays uniform
+            pairs.add((sizes["encoder"].pop(), sizes["decoder"].pop()))
+    assert pairs == {(e, d) for e in (2, 3, 6) for d in (2, 3, 6)}
+    assert granularity_plans(model.plan_space, 3) == granularity_plans(model.plan_space, 0)
+
+
+@torch.no_grad()
+def test_plans_forward_runs_each_plan_in_one_call(family):
+    _, model = modular_model(family)
+    inputs = sample_inputs(family)
+    model.assemble("2x")
+    active = model.active_plan
+    plans = [model.resolve_plan(spec) for spec in ("3x", "6x", "1.5x")]
+    together = model(**inputs, plans=plans)
+    assert model.active_plan == active  # restored
+    assert len(together) == len(plans)
+    for plan, outputs in zip(plans, together, strict=True):
+        model.set_plan(plan)
+        torch.testing.assert_close(outputs.logits, model(**inputs).logits, rtol=0, atol=0)
+    model.set_plan(active)
+    assert not torch.equal(together[0].logits, together[1].logits)
+
+
+def test_multi_plan_recipe_trains_the_rotated_granularities_and_random_mixed_plans(family, tmp_path):
+    from hf_modular.training.plan_sampling import granularity_plans
+
+    _, model = modular_model(family)
+    seen = []
+    forward = type(model).forward
+
+    @functools.wraps(forward)  # Trainer keeps the dataset columns the forward signature names
+    def recording_forward(self, *args, plans=None, **kwargs):
+        if plans is not None and self.training:
+            seen.append(list(plans))
+        return forward(self, *args, plans=plans, **kwargs)
+
+    type(model).forward = recording_forward
+    try:
+        args = training_args(
+            tmp_path, max_steps=3, plan_sampling="granularities", granularity_pairing="rotate", random_plans=2
+        )
+        CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=24)).train()
+    finally:
+        type(model).forward = forward
+    assert len(seen) == 3
+    for step, plans in enumerate(seen):
+        assert len(plans) == 5
+        assert plans[:3] == granularity_plans(model.plan_space, step)
+    randoms = [plan for plans in seen for plan in plans[3:]]
+    assert len(set(randoms)) > 1  # drawn afresh per step
+    mixed = [p for p in randoms if any(e - s == 1 for n in STACKS for s, e in p.stack(n).spans)]
+    assert mixed, "random plans put modules next to teacher layers"

@@ -10,6 +10,7 @@ from ..errors import ConfigError
 from .schedules import ReplacementSchedule
 
 PLAN_SAMPLING = ("random", "granularities")
+GRANULARITY_PAIRING = ("same", "rotate")
 
 
 @dataclass(kw_only=True)
@@ -25,6 +26,20 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
         metadata={
             "help": "'random': one plan per batch by module replacing at the scheduled rate; 'granularities': "
             "every uniform-granularity plan on every batch, sharing one teacher forward"
+        },
+    )
+    granularity_pairing: str = field(
+        default="same",
+        metadata={
+            "help": "with 'granularities': 'same' pairs encoder and decoder modules of the same size; 'rotate' "
+            "shifts the decoder's size by one every step, so every encoder/decoder pairing is trained"
+        },
+    )
+    random_plans: int = field(
+        default=0,
+        metadata={
+            "help": "with 'granularities': this many extra plans per batch drawn by module replacing at the "
+            "scheduled rate (stacks drawn independently), so modules also learn next to teacher layers"
         },
     )
     replacement_schedule: str = field(default="linear", metadata={"help": "'linear' or 'constant'"})
@@ -52,6 +67,19 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
         super().__post_init__()
         if self.plan_sampling not in PLAN_SAMPLING:
             raise ConfigError(f"plan_sampling={self.plan_sampling!r} is not one of {list(PLAN_SAMPLING)}")
+        if self.granularity_pairing not in GRANULARITY_PAIRING:
+            raise ConfigError(
+                f"granularity_pairing={self.granularity_pairing!r} is not one of {list(GRANULARITY_PAIRING)}"
+            )
+        if not (
+            isinstance(self.random_plans, int) and not isinstance(self.random_plans, bool) and self.random_plans >= 0
+        ):
+            raise ConfigError(f"random_plans={self.random_plans!r} must be an integer >= 0")
+        if self.random_plans and self.plan_sampling != "granularities":
+            raise ConfigError(
+                f"random_plans={self.random_plans} adds plans to plan_sampling='granularities'; with "
+                f"plan_sampling={self.plan_sampling!r} each step already trains one random plan"
+            )
         self.schedule  # validates the schedule fields  # noqa: B018
         for name in ("ce_weight", "kd_weight", "hidden_weight", "attention_weight"):
             value = getattr(self, name)

@@ -8,7 +8,9 @@ gradient), so then one module, drawn uniformly from all of them, replaces its sp
 
 ``granularity_plans`` (``plan_sampling="granularities"``): the uniform plans, one per
 granularity, each stack tiled with modules of that size. Running all of them on every batch
-updates every module at every step, and they share the step's one teacher forward.
+updates every module at every step, and they share the step's one teacher forward. The trainer
+can rotate which encoder size meets which decoder size, and add random plans (``sample_plan``)
+that put modules next to teacher layers.
 """
 
 from __future__ import annotations
@@ -50,15 +52,23 @@ def _draw(space: PlanSpace, rate: float, generator: torch.Generator) -> Plan:
     return Plan(**stacks)
 
 
-def granularity_plans(space: PlanSpace) -> list[Plan]:
+def granularity_plans(space: PlanSpace, rotation: int = 0) -> list[Plan]:
     """One plan per granularity: each stack tiled with its modules of that size where they fit,
-    teacher layers elsewhere. Stacks with fewer granularities pair their largest with the rest."""
+    teacher layers elsewhere. Stacks with fewer granularities pair their largest with the rest.
+
+    ``rotation`` pairs the encoder's i-th size with the decoder's (i + rotation)-th, cyclically:
+    rotating by the step number trains every encoder/decoder size pairing in turn.
+    """
     sizes = {name: sorted({end - start for start, end in space.stacks[name].modules}) or [1] for name in STACKS}
     count = max(len(s) for s in sizes.values())
-    return [
-        Plan(**{name: _uniform_tiling(space, name, sizes[name][min(i, len(sizes[name]) - 1)]) for name in STACKS})
-        for i in range(count)
-    ]
+
+    def size(name: str, i: int) -> int:
+        options = sizes[name]
+        if name == "decoder":
+            i = (i + rotation) % count
+        return options[min(i, len(options) - 1)]
+
+    return [Plan(**{name: _uniform_tiling(space, name, size(name, i)) for name in STACKS}) for i in range(count)]
 
 
 def _uniform_tiling(space: PlanSpace, name: str, size: int) -> StackPlan:

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedModel, Seq2SeqTrainer
 
 from ..arch import adapter_for
-from ..calibration import Calibration, calibrate_assembly
+from ..calibration import Calibration, PlanScores, calibrate_assembly, measure_plans
 from ..errors import ConfigError, DataError
 from ..evaluation import AssemblyTable, evaluate_assemblies
 from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
@@ -81,12 +81,6 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         if args.plan_sampling == "granularities" and not self._modular:
             raise ConfigError(
                 f"plan_sampling='granularities' trains the plans of a modular model; {type(model).__name__} has none"
-            )
-        if args.plan_sampling == "granularities" and args.world_size > 1:
-            # DDP expects one forward per backward; this mode runs one forward per granularity.
-            raise ConfigError(
-                f"plan_sampling='granularities' runs several forwards per backward, which DDP does not support "
-                f"(world size {args.world_size}): use plan_sampling='random' with several processes"
             )
         if not self._modular and teacher is None:
             raise ConfigError(
@@ -159,33 +153,35 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         if not inputs["labels"].ne(-100).any():
             logger.warning("a training batch has no labels (all -100); it contributes no loss")
         extra = {"output_hidden_states": args.hidden_weight > 0, "output_attentions": args.attention_weight > 0}
-        restore = student.active_plan if self._modular else None
-        losses = []
-        try:
-            with torch.no_grad():
-                teacher_out = self._teacher_forward(student, inputs, extra)
-            if self.method == "cost_eff":  # its exits read the decoder's intermediate states
-                extra = {**extra, "output_hidden_states": True}
-            for plan in self._training_plans(student):
-                if plan is not None:
-                    student.set_plan(plan)
-                outputs = model(**inputs, **extra)
-                losses.append(self._distillation_loss(student, plan, inputs, outputs, teacher_out, num_items_in_batch))
-        finally:
-            if restore is not None:
-                student.set_plan(restore)
+        with torch.no_grad():
+            teacher_out = self._teacher_forward(student, inputs, extra)
+        if self.method == "cost_eff":  # its exits read the decoder's intermediate states
+            extra = {**extra, "output_hidden_states": True}
+        if self._modular:  # every plan of the step in ONE forward call: DDP needs one forward per backward
+            plans = self._training_plans(student)
+            all_outputs = model(**inputs, **extra, plans=plans)
+        else:
+            plans, all_outputs = [None], (model(**inputs, **extra),)
+        losses = [
+            self._distillation_loss(student, plan, inputs, outputs, teacher_out, num_items_in_batch)
+            for plan, outputs in zip(plans, all_outputs, strict=True)
+        ]
+        outputs = all_outputs[-1]
         loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
         if args.average_tokens_across_devices and self.accelerator.num_processes > 1:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
         return (loss, outputs) if return_outputs else loss
 
-    def _training_plans(self, student: nn.Module) -> list[Plan | None]:
-        """The plans this micro-batch trains (``None``: a non-modular student as it is)."""
-        if not self._modular:
-            return [None]
-        if self.args.plan_sampling == "granularities":
-            return granularity_plans(student.plan_space)
-        return [self._sample_plan(student)]
+    def _training_plans(self, student: ModularModelMixin) -> list[Plan]:
+        """The plans this micro-batch trains: one random plan, or every granularity (paired as
+        ``granularity_pairing`` says) plus ``random_plans`` random ones."""
+        args: CompressionTrainingArguments = self.args
+        generator = self._plan_generator()
+        if args.plan_sampling == "random":
+            return [sample_plan(student.plan_space, self._last_rate, generator)]
+        rotation = self.state.global_step if args.granularity_pairing == "rotate" else 0
+        plans = granularity_plans(student.plan_space, rotation)
+        return plans + [sample_plan(student.plan_space, self._last_rate, generator) for _ in range(args.random_plans)]
 
     def _distillation_loss(
         self,
@@ -258,23 +254,19 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         if self.teacher is not None:
             return self.teacher(**inputs, **extra)
         # The identity plan of the modular model is the teacher, run without dropout.
-        student.set_plan(student.resolve_plan(None))
-        student.eval()
-        try:
+        with student.plan_context(student.resolve_plan(None), eval_mode=True):
             return student(**inputs, **extra)
-        finally:
-            student.train()
 
-    def _sample_plan(self, student: ModularModelMixin) -> Plan:
-        """A plan drawn from a generator seeded by (seed, step, micro-batch): the same on every
-        rank, and the same again after resuming from a checkpoint."""
+    def _plan_generator(self) -> torch.Generator:
+        """The generator random plans are drawn from, seeded by (seed, step, micro-batch): the same
+        on every rank, and the same again after resuming from a checkpoint. Also sets the step's
+        replacement rate."""
         step = self.state.global_step
         micro = self._sample_counter[1] + 1 if self._sample_counter[0] == step else 0
         self._sample_counter = (step, micro)
         progress = step / max(self.state.max_steps - 1, 1)
         self._last_rate = self.args.schedule.rate(progress)
-        generator = torch.Generator().manual_seed((self.args.seed * 1_000_003 + step * 1_009 + micro) % 2**63)
-        return sample_plan(student.plan_space, self._last_rate, generator)
+        return torch.Generator().manual_seed((self.args.seed * 1_000_003 + step * 1_009 + micro) % 2**63)
 
     def _aligned_steps(self, student: nn.Module, plan: Plan | None, name: str) -> list[tuple[int, int]]:
         """(student hidden-state index, teacher hidden-state index) pairs to distil, embeddings excluded.
@@ -332,6 +324,16 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         loader = DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.data_collator)
         batches = list(itertools.islice(loader, num_batches))
         return calibrate_assembly(self._modular_model(), batches, ratios, **kwargs)
+
+    def measure_plans(self, dataset: Dataset | None = None, num_batches: int = 4, **kwargs: Any) -> PlanScores:
+        """Measure every reachable plan on held-out data (default: the eval set) and store the table
+        in the model's config, so ``assemble="Nx"`` serves the best measured plan (``measure_plans``)."""
+        dataset = dataset if dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ConfigError("measure_plans needs held-out data: pass a dataset or give the trainer an eval_dataset")
+        loader = DataLoader(dataset, batch_size=self.args.per_device_eval_batch_size, collate_fn=self.data_collator)
+        batches = list(itertools.islice(loader, num_batches))
+        return measure_plans(self._modular_model(), batches, progress=not self.args.disable_tqdm, **kwargs)
 
     def _modular_model(self) -> ModularModelMixin:
         model = self.accelerator.unwrap_model(self.model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import BartForConditionalGeneration
 
-from ...modeling_modular import ModularModelMixin
+from ...modeling_modular import ModularModelMixin, plans_forward
 from .configuration_modular_bart import ModularBartConfig
 
 
@@ -14,6 +14,7 @@ class ModularBartForConditionalGeneration(ModularModelMixin, BartForConditionalG
 
     config: ModularBartConfig
     config_class = ModularBartConfig
+    forward = plans_forward(BartForConditionalGeneration.forward)
 
 
 __all__ = ["ModularBartForConditionalGeneration"]

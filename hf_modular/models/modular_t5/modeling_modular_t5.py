@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import T5ForConditionalGeneration
 
-from ...modeling_modular import ModularModelMixin
+from ...modeling_modular import ModularModelMixin, plans_forward
 from .configuration_modular_t5 import ModularT5Config
 
 
@@ -15,6 +15,7 @@ class ModularT5ForConditionalGeneration(ModularModelMixin, T5ForConditionalGener
 
     config: ModularT5Config
     config_class = ModularT5Config
+    forward = plans_forward(T5ForConditionalGeneration.forward)
 
 
 __all__ = ["ModularT5ForConditionalGeneration"]
