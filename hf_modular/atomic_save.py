@@ -32,6 +32,22 @@ CHECKPOINT_MANIFEST = "hf_modular_checkpoint.json"
 MANIFEST_FORMAT = "hf_modular/manifest-v1"
 
 
+def check_output_path(output: str | os.PathLike[str], inputs: dict[str, object]) -> Path:
+    """``output`` as a Path, unless it is, contains or lies inside one of the local ``inputs``
+    (``{"the artifact": path, ...}``): writing there would destroy what the output is made from."""
+    target = Path(output).resolve()
+    for what, source in inputs.items():
+        if not source or not Path(str(source)).exists():
+            continue  # a Hub id or nothing: no local folder to protect
+        source_path = Path(str(source)).resolve()
+        if target == source_path or target.is_relative_to(source_path) or source_path.is_relative_to(target):
+            raise CheckpointError(
+                f"refusing to write {output}: it is, contains or lies inside {what} ({source}), which it is made "
+                f"from; choose another output folder"
+            )
+    return Path(output)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import itertools
 import logging
 import os
 import re
@@ -25,9 +26,9 @@ from transformers.modeling_utils import PreTrainedModel
 
 from .arch import ArchAdapter
 from .assembly import PlanChoice, PlanSpace, StackSpace
-from .atomic_save import staged_directory, verify_manifest
+from .atomic_save import check_output_path, staged_directory, verify_manifest
 from .configuration_modular import MODULAR_FIELDS, architecture_values
-from .errors import AssemblyError, CheckpointError, HfModularError
+from .errors import AssemblyError, CheckpointError, ConfigError, HfModularError
 from .model_card import write_assembled_card
 from .plan import STACKS, Plan, Span, module_spans
 from .planned_layers import POOL, PlannedLayers
@@ -177,18 +178,27 @@ class ModularModelMixin:
         cls,
         teacher: str | os.PathLike[str] | PreTrainedModel,
         module_sizes: list[int] | dict[str, list[int]] | None = None,
+        *,
+        dtype: torch.dtype | str = torch.float32,
         **load_kwargs: Any,
     ) -> ModularModelMixin:
         """A modular model whose teacher layers are ``teacher``'s and whose modules start as copies.
 
         ``teacher`` is a stock model, a local folder, or a Hub id (``load_kwargs`` go to its
-        ``from_pretrained``: revision, dtype, ...). Each module is initialised from the first
-        teacher layer of its span.
+        ``from_pretrained``: revision, ...). Each module is initialised from the first teacher
+        layer of its span. The model is ``dtype`` whatever the teacher's (default float32: modules
+        are trained in fp32; half-precision weights updated directly diverge, so use the
+        trainer's ``bf16=True`` / ``fp16=True`` for mixed precision instead).
         """
         stock_model_class = cls.config_class.adapter.stock_model_class
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ConfigError(f"dtype={dtype!r}: use a floating-point torch dtype such as torch.float32")
+        if "torch_dtype" in load_kwargs:
+            raise ConfigError("from_teacher takes dtype=..., not torch_dtype=...")
         if isinstance(teacher, (str, os.PathLike)):
             name_or_path = str(teacher)
-            teacher = stock_model_class.from_pretrained(teacher, **load_kwargs)
+            teacher = stock_model_class.from_pretrained(teacher, dtype=dtype, **load_kwargs)
         else:
             name_or_path = teacher.config.name_or_path or None
         if type(teacher) is not stock_model_class:
@@ -208,7 +218,7 @@ class ModularModelMixin:
             )
         model.init_modules_from_teacher()
         model.generation_config = copy.deepcopy(teacher.generation_config)
-        return model.to(dtype=teacher.dtype, device=teacher.device)
+        return model.to(dtype=dtype, device=teacher.device)
 
     @torch.no_grad()
     def init_modules_from_teacher(self) -> None:
@@ -227,7 +237,14 @@ class ModularModelMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *args: Any, **kwargs: Any):
-        """Stock ``from_pretrained`` with hf_modular's loading rules.
+        """Stock ``from_pretrained`` with hf_modular's loading rules, returning the modular artifact
+        (``assemble=None``) or, with ``assemble="3x"`` (or a plan), the STOCK T5/BART model of that
+        plan: only the plan's weights are read, and the result is a plain transformers model whose
+        ``config.hf_modular`` records where it came from (artifact, plan, ratio, why this plan).
+
+        On a local artifact, ``revision="3x"`` means ``assemble="3x"`` (on the Hub, a pushed
+        artifact keeps each exported size on a branch of that name, so the same call loads the same
+        model there; PEFT records the base model's revision this way).
 
         Only safetensors and JSON are read, ``trust_remote_code`` is never passed on, a local
         folder's files must stay inside it, and any failure to read the checkpoint is a
@@ -245,6 +262,14 @@ class ModularModelMixin:
         if folder.is_dir():
             check_checkpoint_folder(folder)
             verify_manifest(folder, checksums=verify)
+            revision = kwargs.pop("revision", None)
+            if revision is not None and revision != "main" and "assemble" not in kwargs:
+                kwargs["assemble"] = revision  # a local artifact has no branches: the revision names a size
+        if "assemble" in kwargs and kwargs.get("config") is not None:  # the Auto path hands a loaded config
+            config = copy.deepcopy(kwargs["config"])
+            config.assemble = kwargs.pop("assemble")
+            config.validate_modular_fields()
+            kwargs["config"] = config
         try:
             model, info = super().from_pretrained(  # type: ignore[misc]
                 pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
@@ -266,6 +291,8 @@ class ModularModelMixin:
             raise CheckpointError(
                 f"{pretrained_model_name_or_path}: tensors of the wrong shape: {info['mismatched_keys']}"
             )
+        if model.config.assemble is not None:
+            model = model._into_stock_model(str(pretrained_model_name_or_path))
         return (model, info) if want_info else model
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
@@ -290,14 +317,30 @@ class ModularModelMixin:
                 state.update({f"{prefix}{position}.{k}": v for k, v in layer.state_dict().items()})
         return state
 
-    def assembled_config(self):
-        """The stock config of the active plan: same architecture, plan depths, no modular fields."""
+    def assembled_config(self, artifact: str | None = None):
+        """The stock config of the active plan: same architecture, plan depths, no modular fields,
+        and ``hf_modular``: where the model came from (``provenance``)."""
         values = architecture_values(self.config)
         for key in MODULAR_FIELDS:
             values.pop(key, None)
         for field, name in zip(self.adapter.depth_fields, STACKS, strict=True):
             values[field] = self.planned_layers(name).plan.num_steps
-        return self.adapter.stock_config_class(**values)
+        return self.adapter.stock_config_class(**values, hf_modular=self.provenance(artifact))
+
+    def provenance(self, artifact: str | None = None) -> dict[str, Any]:
+        """What an assembled stock model records in ``config.hf_modular``: the artifact it came from,
+        the spec and plan (half-open spans), its ratios and why that plan was chosen."""
+        report = self.compression_report()
+        spec = self.config.assemble if isinstance(self.config.assemble, str) else None
+        return {
+            "artifact": artifact or self.config.name_or_path or None,
+            "assemble": spec,
+            "plan": report.plan.to_json(),
+            "layer_ratio": round(report.layer_ratio, 4),
+            "model_ratio": round(report.model_ratio, 4),
+            "choice": report.choice,
+            "teacher": self.config.teacher_name_or_path,
+        }
 
     def to_stock_model(self) -> PreTrainedModel:
         """A stock T5/BART model with exactly the active plan's layers (shares no tensors with self)."""
@@ -306,18 +349,56 @@ class ModularModelMixin:
         stock.generation_config = copy.deepcopy(self.generation_config)  # type: ignore[attr-defined]
         return stock.to(dtype=self.dtype, device=self.device)  # type: ignore[attr-defined]
 
+    def _into_stock_model(self, artifact: str) -> PreTrainedModel:
+        """The active plan as a stock model that takes over this model's tensors (no copy, no
+        random initialisation): what ``from_pretrained(..., assemble=...)`` returns."""
+        with torch.device("meta"):
+            stock = self.adapter.stock_model_class(self.assembled_config(artifact))
+        stock.load_state_dict(self.assembled_state_dict(), strict=True, assign=True)
+        left = [n for n, t in itertools.chain(stock.named_parameters(), stock.named_buffers()) if t.is_meta]
+        if left:  # a tensor the state dict does not carry (none in T5/BART today): build it for real
+            stock = self.to_stock_model()
+            stock.config.hf_modular = self.provenance(artifact)
+        stock.tie_weights()
+        stock.generation_config = copy.deepcopy(self.generation_config)  # type: ignore[attr-defined]
+        stock.name_or_path = stock.config.name_or_path = artifact
+        return stock.train(self.training)  # type: ignore[attr-defined]
+
     def export_assembled(
-        self, save_directory: str | os.PathLike[str], repo_id: str | None = None, **save_kwargs: Any
+        self,
+        save_directory: str | os.PathLike[str],
+        repo_id: str | None = None,
+        *,
+        revision: str | None = None,
+        table: Any = None,
+        datasets: list[str] | None = None,
+        task: str | None = None,
+        **save_kwargs: Any,
     ) -> Path:
         """Write the active plan as a stock checkpoint that loads without hf_modular.
 
-        The folder gets a README model card recording the plan and the compression ratios (and
-        loading from ``repo_id`` when it is going to the Hub).
+        The folder gets a README model card recording the plan, the compression ratios, the
+        measured metrics of this size when ``table`` has them, and the line that loads it (from
+        ``repo_id`` at ``revision`` when it is going to the Hub). Refuses to write into the folder
+        the artifact was loaded from.
         """
-        path = Path(save_directory)
+        path = check_output_path(
+            save_directory, {"the artifact": self.config.name_or_path, "the teacher": self.config.teacher_name_or_path}
+        )
         with staged_directory(path) as staging:
             self.to_stock_model().save_pretrained(staging, **save_kwargs)
-            write_assembled_card(staging, self.compression_report(), self.config, self.adapter.family, repo_id)
+            write_assembled_card(
+                staging,
+                self.compression_report(),
+                self.config,
+                self.adapter.family,
+                repo_id,
+                name=str(path),
+                revision=revision,
+                table=table,
+                datasets=datasets,
+                task=task,
+            )
         return path
 
     def push_to_hub(self, repo_id: str, *, assemble: str | None = None, **kwargs: Any) -> Any:

@@ -60,11 +60,13 @@ class StackPlan:
         return (0, *(end for _, end in self.spans))
 
     def to_json(self) -> list[int | list[int]]:
-        """Compact JSON form: an int for a teacher layer, ``[start, end]`` for a module."""
+        """Compact JSON form: an int for a teacher layer, ``[start, end]`` (half-open) for a module."""
         return [s if e - s == 1 else [s, e] for s, e in self.spans]
 
     def describe(self) -> str:
-        return " ".join(f"L{s}" if e - s == 1 else f"M{s}-{e - 1}" for s, e in self.spans)
+        """``L2`` for teacher layer 2, ``M0:3`` for the module over layers 0, 1, 2 (half-open, as in
+        Python slices and the JSON form ``[0, 3]``)."""
+        return " ".join(f"L{s}" if e - s == 1 else f"M{s}:{e}" for s, e in self.spans)
 
 
 @dataclass(frozen=True)

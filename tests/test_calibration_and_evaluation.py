@@ -35,7 +35,7 @@ def test_calibration_picks_the_lowest_kl_plan_and_is_reproducible(family, tmp_pa
     model.eval()
     references = [_teacher_reference(model, b, 32) for b in batches(family)]
     assert results[0].candidates > 1  # 2x: several tilings of 3+3 (and other step counts) compete
-    assert results[1].candidates == 1  # 3x on 6+6: only M0-2 M3-5 in each stack
+    assert results[1].candidates == 1  # 3x on 6+6: only M0:3 M3:6 in each stack
     for result in results:
         # no worse than the deterministic strategies' plans (which are among the candidates)
         for strategy in ("size-first", "speed-first"):
@@ -45,7 +45,7 @@ def test_calibration_picks_the_lowest_kl_plan_and_is_reproducible(family, tmp_pa
     model.set_plan(model.resolve_plan(None))
     model.save_pretrained(tmp_path)
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path, assemble="3x", assemble_strategy="calibrated")
-    assert loaded.active_plan == results[1].plan
+    assert loaded.config.hf_modular["plan"] == results[1].plan.to_json()
     model.assemble("3x", strategy="calibrated")
     inputs = sample_inputs(family)
     with torch.no_grad():
@@ -200,8 +200,8 @@ def test_measure_plans_scores_every_reachable_plan_and_serves_the_front(family, 
     model.assemble(None)
     model.save_pretrained(tmp_path / "artifact")
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "artifact", assemble="2x")
-    assert loaded.active_plan == model.resolve_plan("2x")
-    assert loaded.compression_report().choice == model.choose_plan("2x").reason
+    assert loaded.config.hf_modular["plan"] == model.resolve_plan("2x").to_json()
+    assert loaded.config.hf_modular["choice"] == model.choose_plan("2x").reason
 
 
 def test_without_a_measured_table_the_strategies_are_unchanged(family):

@@ -28,8 +28,14 @@ def test_the_quickstart_runs_as_written(tmp_path, monkeypatch, fake_hub):
         namespace["onnx_tokens"].tolist()
         == namespace["small"].generate(**namespace["batch"], max_new_tokens=12).tolist()
     )
+    losses = [h["loss"] for h in namespace["trainer"].state.log_history if "loss" in h]
+    assert losses[-1] < losses[0]  # trained (fp32 modules, whatever the fp16 teacher)
+    assert all(p.dtype.is_floating_point and p.dtype.itemsize == 4 for p in namespace["model"].parameters())
+    outputs = namespace["tokenizer"].batch_decode(namespace["tokens"], skip_special_tokens=True)
+    assert all(text.strip() for text in outputs), outputs
     assert set(fake_hub.branches("your-name/t5-g2p-modular")) == {"main", "3x"}
     assert (tmp_path / "quickstart-t5-3x" / "model.safetensors").exists()
+    assert {"tokenizer.json", "README.md"} <= set(fake_hub.files("your-name/t5-g2p-modular"))
 
 
 def test_every_doc_link_points_at_a_file():

@@ -73,7 +73,7 @@ def test_push_one_assembly_as_a_stock_checkpoint_on_a_branch(family, fake_hub):
     assert type(stock).__name__ in ("T5ForConditionalGeneration", "BartForConditionalGeneration")
     card = ModelCard(fake_hub.files(REPO, "3x")["README.md"].decode())
     exact = format_ratio(model.plan_space.plan_ratio(model.resolve_plan("3x")))
-    assert f"compression-{exact}" in card.data.tags and f'from_pretrained("{REPO}")' in card.text
+    assert f"compression-{exact}" in card.data.tags and f'from_pretrained("{REPO}", revision="3x")' in card.text
     model.assemble("3x")
     inputs = sample_inputs(family)
     assert torch.equal(generate(stock, inputs), generate(model, inputs))
@@ -123,3 +123,50 @@ def test_a_missing_repo_or_a_bad_spec_fails_clearly(fake_hub):
     with pytest.raises(AssemblyError, match="5x"):
         model.push_to_hub(REPO, assemble="5x")
     assert REPO not in fake_hub.repos  # nothing was created
+
+
+def test_pushes_carry_the_tokenizer_and_cards_follow_the_hub_conventions(fake_hub, tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    from hf_modular import ModularT5ForConditionalGeneration
+    from tests.conftest import tiny_teacher
+
+    teacher_dir = tmp_path / "teacher"
+    tiny_teacher("t5").save_pretrained(teacher_dir)
+    (teacher_dir / "README.md").write_text("---\nlicense: apache-2.0\n---\n# a teacher\n")
+    from tokenizers import Tokenizer, models
+
+    vocab = {f"t{i}": i for i in range(64)}
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t2")), pad_token="t0", eos_token="t1"
+    )
+    tokenizer.save_pretrained(teacher_dir)
+    model = ModularT5ForConditionalGeneration.from_teacher(teacher_dir)
+    model.config.teacher_name_or_path = str(teacher_dir)
+    data = [{k: v[i] for k, v in sample_inputs("t5", batch=4).items()} for i in range(4)]
+    for row in data:
+        row["labels"] = row.pop("decoder_input_ids")
+    table = evaluate_assemblies(
+        model, data, torch.utils.data.default_collate, ratios=["1x", "3x"], latency_batch_sizes=(), progress=False
+    )
+    for row in table.rows:
+        row.metrics = {"BLEU": 10.0 + row.layer_ratio}
+
+    model.push_to_hub(REPO, table=table, datasets=["cmudict"])  # no tokenizer=: found next to the teacher
+    model.push_to_hub(REPO, assemble="3x", revision="3x", table=table, datasets=["cmudict"], task="translation")
+    for branch in ("main", "3x"):
+        files = fake_hub.files(REPO, branch)
+        assert "tokenizer.json" in files, branch
+        card = ModelCard(files["README.md"].decode())
+        assert card.data.license == "apache-2.0" and card.data.datasets == ["cmudict"]
+        assert card.data.eval_results and card.data.model_name  # a model-index
+        assert card.data.pipeline_tag == ("translation" if branch == "3x" else None)  # no text2text pipeline in v5
+    small = ModelCard(fake_hub.files(REPO, "3x")["README.md"].decode())
+    assert f'from_pretrained("{REPO}", revision="3x")' in small.text  # the load line works on that branch
+    assert [r.metric_value for r in small.data.eval_results] == [round(10.0 + table.rows[1].layer_ratio, 4)]
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(REPO).convert_tokens_to_ids("t5") == 5
+    model.config.teacher_name_or_path = "google-t5/t5-small"  # a Hub id becomes the card's base_model
+    model.push_to_hub(REPO, tokenizer=tokenizer)
+    assert ModelCard(fake_hub.files(REPO)["README.md"].decode()).data.base_model == "google-t5/t5-small"

@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, BartConfig, T5Config
 
 import hf_modular
 from hf_modular import CheckpointError
+from hf_modular.modeling_modular import ModularModelMixin
 from tests.conftest import generate, modular_class, modular_model, sample_inputs, tiny_teacher
 
 
@@ -48,36 +49,53 @@ def test_full_artifact_round_trip(family, artifact):
 
 
 @pytest.mark.parametrize("ratio", ["1x", "1.5x", "2x", "3x", "6x"])
-def test_assembled_load_equals_in_memory_assembly(family, artifact, ratio):
+def test_assembled_load_is_the_stock_model_of_the_in_memory_assembly(family, artifact, ratio):
     model, path = artifact
     loaded, info = AutoModelForSeq2SeqLM.from_pretrained(path, assemble=ratio, output_loading_info=True)
     loaded.eval()
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     model.assemble(ratio)
-    assert loaded.active_plan == model.active_plan
+    assert type(loaded) is model.adapter.stock_model_class  # a plain transformers model
+    provenance = loaded.config.hf_modular
+    assert provenance["plan"] == model.active_plan.to_json() and provenance["assemble"] == ratio
+    assert provenance["artifact"] == str(path) and loaded.name_or_path == str(path)
+    report = model.compression_report()
+    assert provenance["layer_ratio"] == round(report.layer_ratio, 4) and provenance["choice"] == report.choice
+    stock = model.to_stock_model().eval()  # the old path: a stock copy of the in-memory assembly
     inputs = sample_inputs(family)
     with torch.no_grad():
+        assert torch.equal(loaded(**inputs).logits, stock(**inputs).logits)
         assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
-    assert torch.equal(generate(loaded, inputs), generate(model, inputs))
-    assert torch.equal(generate(loaded, inputs, num_beams=3), generate(model, inputs, num_beams=3))
+    assert torch.equal(generate(loaded, inputs), generate(stock, inputs))
+    assert torch.equal(generate(loaded, inputs, num_beams=3), generate(stock, inputs, num_beams=3))
     # Only the plan's layers were built and loaded: the parameter count is the assembled model's.
-    assert num_params(loaded) == loaded.compression_report().assembled_params < num_params(model)
-    stored = loaded.stored_spans()
-    assert all(set(stored[s]) == set(model.active_plan.stack(s).spans) for s in ("encoder", "decoder"))
-    layers = f".{loaded.adapter.layers_attr}."
-    loaded_layer_keys = {k for k in loaded.state_dict() if layers in k}
-    assert loaded_layer_keys < {k for k in checkpoint_keys(path) if layers in k}
+    assert num_params(loaded) == report.assembled_params < num_params(model)
+    assert loaded.state_dict().keys() == stock.state_dict().keys()
 
 
-def test_assembled_model_round_trips_on_its_own(family, artifact, tmp_path):
+def test_a_local_revision_names_a_size(family, artifact):
+    model, path = artifact
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(path, revision="2x")
+    assert loaded.config.hf_modular["plan"] == model.resolve_plan("2x").to_json()
+    assert isinstance(AutoModelForSeq2SeqLM.from_pretrained(path, revision="main"), ModularModelMixin)
+
+
+def test_assembled_model_round_trips_without_hf_modular(family, artifact, tmp_path):
     _, path = artifact
     small = AutoModelForSeq2SeqLM.from_pretrained(path, assemble="3x").eval()
     small.save_pretrained(tmp_path / "small")
-    again, info = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "small", output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"]
-    assert again.config.assemble == "3x" and again.active_plan == small.active_plan
     inputs = sample_inputs(family)
-    assert torch.equal(generate(again.eval(), inputs), generate(small, inputs))
+    payload = json.dumps({k: v.tolist() for k, v in inputs.items()})
+    result = subprocess.run(
+        [sys.executable, "-c", EXPORT_CHECK, str(tmp_path / "small"), payload],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["type"] == small.__class__.__name__ and not seen["hf_modular_imported"]
+    assert seen["tokens"] == generate(small, inputs).tolist()
+    assert seen["provenance"] == small.config.hf_modular
 
 
 def test_in_memory_assembly_is_saved(family, artifact, tmp_path):
@@ -85,17 +103,12 @@ def test_in_memory_assembly_is_saved(family, artifact, tmp_path):
     model.assemble({"encoder": [[0, 3], 3, 4, 5], "decoder": [[0, 2], [2, 4], [4, 6]]})
     model.save_pretrained(tmp_path / "switched")
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "switched").eval()
-    assert loaded.active_plan == model.active_plan
+    assert loaded.config.hf_modular["plan"] == model.active_plan.to_json()
     inputs = sample_inputs(family)
     with torch.no_grad():
         assert torch.equal(loaded(**inputs).logits, model(**inputs).logits)
-
-
-def test_sparse_model_refuses_plans_it_cannot_run(family, artifact):
-    _, path = artifact
-    small = AutoModelForSeq2SeqLM.from_pretrained(path, assemble="3x")
-    with pytest.raises(hf_modular.AssemblyError, match="does not hold"):
-        small.assemble("1x")
+    whole = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "switched", assemble=None)
+    assert isinstance(whole, ModularModelMixin) and whole.stored_spans() == model.stored_spans()
 
 
 EXPORT_CHECK = """
@@ -107,13 +120,13 @@ out = model.generate(input_ids=torch.tensor(inputs["input_ids"]), attention_mask
                      do_sample=False, max_new_tokens=6, min_new_tokens=6)
 print(json.dumps({"type": type(model).__name__, "model_type": model.config.model_type,
                   "hf_modular_imported": any(m.startswith("hf_modular") for m in sys.modules),
-                  "tokens": out.tolist()}))
+                  "tokens": out.tolist(), "provenance": getattr(model.config, "hf_modular", None)}))
 """
 
 
 def test_export_assembled_is_a_stock_checkpoint(family, artifact, tmp_path):
     _, path = artifact
-    small = AutoModelForSeq2SeqLM.from_pretrained(path, assemble="2x").eval()
+    small = AutoModelForSeq2SeqLM.from_pretrained(path).assemble("2x").eval()
     exported = small.export_assembled(tmp_path / "stock")
     assert sorted(p.name for p in exported.iterdir()) == [
         "README.md",

@@ -12,6 +12,7 @@ client compares file hashes and skips the commit.
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,20 @@ if TYPE_CHECKING:
     from ..modeling_modular import ModularModelMixin
 
 TABLE_NAME = "hf_modular_assemblies.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "spiece.model", "vocab.json")
+logger = logging.getLogger(__name__)
+
+
+def find_tokenizer(model: ModularModelMixin) -> Any:
+    """The tokenizer saved next to the model (the folder it was loaded from, else its teacher's
+    folder), or None: a push without one leaves ``AutoTokenizer.from_pretrained(repo)`` failing."""
+    from transformers import AutoTokenizer
+
+    for folder in (model.config.name_or_path, getattr(model.config, "teacher_name_or_path", None)):
+        if folder and Path(folder).is_dir() and any((Path(folder) / f).is_file() for f in TOKENIZER_FILES):
+            with contextlib.suppress(OSError, ValueError):
+                return AutoTokenizer.from_pretrained(folder)
+    return None
 
 
 def write_artifact_folder(
@@ -37,6 +52,8 @@ def write_artifact_folder(
     table: AssemblyTable | None = None,
     tokenizer: Any = None,
     branches: dict[str, str] | None = None,
+    datasets: list[str] | None = None,
+    task: str | None = None,
 ) -> Path:
     """The whole artifact with its card (and the evaluation table and plot when given)."""
     folder = Path(folder)
@@ -45,22 +62,32 @@ def write_artifact_folder(
         tokenizer.save_pretrained(folder)
     if table is not None:
         save_table(table, folder)
-    write_artifact_card(folder, model, repo_id=repo_id, table=table, branches=branches)
+    write_artifact_card(folder, model, repo_id=repo_id, table=table, branches=branches, datasets=datasets, task=task)
     return folder
 
 
 def write_assembly_folder(
-    model: ModularModelMixin, spec: str, folder: str | Path, repo_id: str | None = None, tokenizer: Any = None
+    model: ModularModelMixin,
+    spec: str,
+    folder: str | Path,
+    repo_id: str | None = None,
+    tokenizer: Any = None,
+    revision: str | None = None,
+    table: AssemblyTable | None = None,
+    datasets: list[str] | None = None,
+    task: str | None = None,
 ) -> Path:
     """One assembly as a stock checkpoint with its card; the model's own plan is left as it was."""
     folder = Path(folder)
-    plan, recorded = model.active_plan, model.config.assemble
-    try:
-        model.assemble(spec)
-        model.export_assembled(folder, repo_id=repo_id)
-    finally:
-        model.set_plan(plan)
-        model.config.assemble = recorded
+    with model.plan_context():
+        recorded, choice = model.config.assemble, model.plan_choice
+        try:
+            model.assemble(spec)
+            model.export_assembled(
+                folder, repo_id=repo_id, revision=revision, table=table, datasets=datasets, task=task
+            )
+        finally:
+            model.config.assemble, model.plan_choice = recorded, choice
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     return folder
@@ -74,6 +101,8 @@ def push_to_hub(
     revision: str | None = None,
     table: AssemblyTable | None = None,
     tokenizer: Any = None,
+    datasets: list[str] | None = None,
+    task: str | None = None,
     private: bool | None = None,
     token: str | bool | None = None,
     commit_message: str | None = None,
@@ -82,11 +111,21 @@ def push_to_hub(
 ) -> CommitInfo:
     """Push the artifact (``assemble=None``) or one assembly as a stock checkpoint.
 
+    The tokenizer goes with it: ``tokenizer`` if given, else the one saved next to the model
+    (``find_tokenizer``); a push without any logs a warning. The card follows the Hub's metadata
+    conventions (base model, license, ``datasets``, a model-index from ``table``, ``task``).
     Creates the repo (and the ``revision`` branch) when missing. Returns the commit; when
     nothing changed since the last push, no commit is made and the current head is returned.
     """
     if assemble is not None:
         model.resolve_plan(assemble)  # a bad spec fails here, before anything is created
+    tokenizer = tokenizer if tokenizer is not None else find_tokenizer(model)
+    if tokenizer is None:
+        logger.warning(
+            "pushing %s without a tokenizer: AutoTokenizer.from_pretrained(%r) will fail; pass tokenizer=...",
+            repo_id,
+            repo_id,
+        )
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     if revision not in (None, "main"):
@@ -94,10 +133,10 @@ def push_to_hub(
     with tempfile.TemporaryDirectory(prefix="hf_modular_push_") as tmp:
         folder = Path(tmp) / "upload"
         if assemble is None:
-            write_artifact_folder(model, folder, repo_id, table, tokenizer, branches)
+            write_artifact_folder(model, folder, repo_id, table, tokenizer, branches, datasets, task)
             what = "modular artifact (all assemblies)"
         else:
-            write_assembly_folder(model, assemble, folder, repo_id, tokenizer)
+            write_assembly_folder(model, assemble, folder, repo_id, tokenizer, revision, table, datasets, task)
             what = f"{assemble} assembly (stock checkpoint)"
         return api.upload_folder(
             repo_id=repo_id,
@@ -115,6 +154,8 @@ def push_all_assemblies(
     ratios: Sequence[str] | None = None,
     table: AssemblyTable | None = None,
     tokenizer: Any = None,
+    datasets: list[str] | None = None,
+    task: str | None = None,
     private: bool | None = None,
     token: str | bool | None = None,
 ) -> dict[str, CommitInfo]:
@@ -126,13 +167,11 @@ def push_all_assemblies(
     if len(set(specs)) != len(specs):
         raise AssemblyError(f"ratios {list(ratios)} name the same assembly twice (as {specs})")
     branches = dict(zip(specs, specs, strict=True))
-    commits = {
-        "main": push_to_hub(
-            model, repo_id, table=table, tokenizer=tokenizer, private=private, token=token, branches=branches
-        )
-    }
+    tokenizer = tokenizer if tokenizer is not None else find_tokenizer(model)
+    card = {"table": table, "tokenizer": tokenizer, "datasets": datasets, "task": task, "token": token}
+    commits = {"main": push_to_hub(model, repo_id, private=private, branches=branches, **card)}
     for spec in specs:
-        commits[spec] = push_to_hub(model, repo_id, assemble=spec, revision=spec, tokenizer=tokenizer, token=token)
+        commits[spec] = push_to_hub(model, repo_id, assemble=spec, revision=spec, **card)
     return commits
 
 

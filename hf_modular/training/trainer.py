@@ -93,6 +93,14 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
                 raise ConfigError("this modular model has no modules to train (check config.module_sizes)")
             for parameter in trainable:
                 parameter.requires_grad_(True)
+        half = sorted({str(p.dtype) for p in model.parameters() if p.requires_grad and p.dtype != torch.float32})
+        if half:
+            raise ConfigError(
+                f"the trainable weights are {', '.join(half)}: updating half-precision weights directly diverges "
+                f"(a measured fp16 fine-tune went from loss 8 to 125 in 4 steps). Load the model in float32 "
+                f"(from_teacher(..., dtype=torch.float32) is the default; from_pretrained(..., dtype=torch.float32)) "
+                f"and set bf16=True or fp16=True for mixed precision; the teacher may stay in half precision"
+            )
         if args.attention_weight > 0:
             # Attention maps are only returned by the eager implementation.
             for m in (model, teacher):
