@@ -82,6 +82,22 @@ class DecoderCacheDepthMixin:
         return config
 
 
+def deep_decoder_stock_config_class(adapter: ArchAdapter) -> type[PreTrainedConfig]:
+    """The stock config class of ``adapter`` with the decoder-depth cache sizing: an assembly whose
+    decoder is deeper than its encoder is a stock model of this config (stock T5 in transformers
+    5.23-5.24 cannot ``generate()`` such a model: its cache gets the encoder's depth). It saves as
+    the stock model type, so plain transformers loads the checkpoint (and then needs the same fix)."""
+    return _DEEP_DECODER_CONFIGS.setdefault(
+        adapter.family,
+        type(
+            adapter.stock_config_class.__name__,
+            (DecoderCacheDepthMixin, adapter.stock_config_class),
+            {"adapter": adapter, "__module__": __name__, "__doc__": deep_decoder_stock_config_class.__doc__},
+        ),
+    )
+
+
+_DEEP_DECODER_CONFIGS: dict[str, type[PreTrainedConfig]] = {}
 IDENTITY_KEYS = ("model_type", "architectures", "transformers_version", "auto_map")
 
 

@@ -27,7 +27,7 @@ from transformers.modeling_utils import PreTrainedModel
 from .arch import ArchAdapter
 from .assembly import PlanChoice, PlanSpace, StackSpace
 from .atomic_save import check_output_path, staged_directory, verify_manifest
-from .configuration_modular import MODULAR_FIELDS, architecture_values
+from .configuration_modular import MODULAR_FIELDS, architecture_values, deep_decoder_stock_config_class
 from .errors import AssemblyError, CheckpointError, ConfigError, HfModularError
 from .model_card import write_assembled_card
 from .plan import STACKS, Plan, Span, module_spans
@@ -325,7 +325,10 @@ class ModularModelMixin:
             values.pop(key, None)
         for field, name in zip(self.adapter.depth_fields, STACKS, strict=True):
             values[field] = self.planned_layers(name).plan.num_steps
-        return self.adapter.stock_config_class(**values, hf_modular=self.provenance(artifact))
+        steps = {name: self.planned_layers(name).plan.num_steps for name in STACKS}
+        deeper = steps["decoder"] > steps["encoder"]
+        config_class = deep_decoder_stock_config_class(self.adapter) if deeper else self.adapter.stock_config_class
+        return config_class(**values, hf_modular=self.provenance(artifact))
 
     def provenance(self, artifact: str | None = None) -> dict[str, Any]:
         """What an assembled stock model records in ``config.hf_modular``: the artifact it came from,

@@ -195,3 +195,21 @@ def test_registration_leaves_stock_types_alone():
     assert type(t5).__name__ == "T5ForConditionalGeneration"
     assert type(bart).__name__ == "BartForConditionalGeneration"
     hf_modular.register_auto_classes()  # idempotent
+
+
+def test_an_assembly_with_a_deeper_decoder_generates_with_its_cache(family, artifact):
+    """Stock T5 (transformers 5.23-5.24) sizes generate()'s cache by the encoder depth; an assembled
+    model with a deeper decoder carries a config that reports the decoder's depth."""
+    model, path = artifact
+    plan = {"encoder": [[0, 3], [3, 6]], "decoder": [[0, 2], [2, 4], [4, 6]]}
+    small = AutoModelForSeq2SeqLM.from_pretrained(path, assemble=plan).eval()
+    assert type(small) is model.adapter.stock_model_class and small.config.model_type == family
+    assert isinstance(small.config, model.adapter.stock_config_class)
+    model.assemble(plan)
+    inputs = sample_inputs(family)
+    for kwargs in ({}, {"num_beams": 3}):
+        cached = small.generate(**{k: inputs[k] for k in ("input_ids", "attention_mask")}, max_new_tokens=5, **kwargs)
+        uncached = model.generate(
+            **{k: inputs[k] for k in ("input_ids", "attention_mask")}, max_new_tokens=5, use_cache=False, **kwargs
+        )
+        assert torch.equal(cached, uncached)
