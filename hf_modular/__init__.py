@@ -1,53 +1,46 @@
 """hf_modular: compress T5 and BART models for Hugging Face Transformers.
 
-Importing this package registers ``ModularT5Config`` / ``ModularBartConfig`` with the Auto
-classes, so ``AutoModelForSeq2SeqLM.from_pretrained(path, assemble="3x")`` works on a
-modular artifact.
+Importing this package registers the modular model types (and those of the other methods) with
+the Auto classes, so ``AutoModelForSeq2SeqLM.from_pretrained(path, assemble="3x")`` works on a
+modular artifact. Everything else loads on first use (``hf_modular.lazy_exports``).
 """
 
-from .assembly import STRATEGIES, PlanSpace
-from .calibration import Calibration, PlanScores, calibrate_assembly, measure_plans
-from .errors import AssemblyError, CheckpointError, ConfigError, DataError, HfModularError
-from .evaluation import AssemblyResult, AssemblyTable, evaluate_assemblies, measure_model
-from .models.modular_bart import ModularBartConfig, ModularBartForConditionalGeneration
-from .models.modular_t5 import ModularT5Config, ModularT5ForConditionalGeneration
-from .plan import Plan, StackPlan
-from .registration import register_auto_classes, register_integrations
-from .report import CompressionReport
-from .training import CompressionTrainer, CompressionTrainingArguments, SafeCheckpointing
+from .lazy_exports import lazy_exports
+from .registration import register_auto_classes
 
 __version__ = "0.1.0"
 
-register_auto_classes()
-register_integrations()
+_EXPORTS = {
+    "STRATEGIES": ".assembly",
+    "PlanSpace": ".assembly",
+    "Calibration": ".calibration",
+    "PlanScores": ".calibration",
+    "calibrate_assembly": ".calibration",
+    "measure_plans": ".calibration",
+    "AssemblyError": ".errors",
+    "CheckpointError": ".errors",
+    "ConfigError": ".errors",
+    "DataError": ".errors",
+    "HfModularError": ".errors",
+    "AssemblyResult": ".evaluation",
+    "AssemblyTable": ".evaluation",
+    "evaluate_assemblies": ".evaluation",
+    "measure_model": ".evaluation",
+    "ModularBartConfig": ".models.modular_bart",
+    "ModularBartForConditionalGeneration": ".models.modular_bart",
+    "ModularT5Config": ".models.modular_t5",
+    "ModularT5ForConditionalGeneration": ".models.modular_t5",
+    "Plan": ".plan",
+    "StackPlan": ".plan",
+    "register_integrations": ".registration",
+    "CompressionReport": ".report",
+    "CompressionTrainer": ".training",
+    "CompressionTrainingArguments": ".training",
+    "SafeCheckpointing": ".training",
+    "TimeBudget": ".training",
+    "methods": ".methods",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["__version__", "register_auto_classes", *sorted(_EXPORTS)]
 
-__all__ = [
-    "STRATEGIES",
-    "AssemblyError",
-    "AssemblyResult",
-    "AssemblyTable",
-    "Calibration",
-    "CheckpointError",
-    "CompressionReport",
-    "CompressionTrainer",
-    "CompressionTrainingArguments",
-    "ConfigError",
-    "DataError",
-    "HfModularError",
-    "ModularBartConfig",
-    "ModularBartForConditionalGeneration",
-    "ModularT5Config",
-    "ModularT5ForConditionalGeneration",
-    "Plan",
-    "PlanScores",
-    "PlanSpace",
-    "SafeCheckpointing",
-    "StackPlan",
-    "__version__",
-    "calibrate_assembly",
-    "evaluate_assemblies",
-    "measure_model",
-    "measure_plans",
-    "register_auto_classes",
-    "register_integrations",
-]
+register_auto_classes()

@@ -11,20 +11,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import transformers
 from torch import Tensor, nn
-from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
+from transformers import BartConfig, T5Config
 from transformers.configuration_utils import PreTrainedConfig
-from transformers.modeling_utils import PreTrainedModel
-from transformers.models.bart.modeling_bart import BartDecoderLayer, BartEncoderLayer
-from transformers.models.t5.modeling_t5 import T5Block
+
+if TYPE_CHECKING:
+    from transformers.modeling_utils import PreTrainedModel
 
 
 @dataclass(frozen=True)
 class ArchAdapter:
     family: str
     stock_config_class: type[PreTrainedConfig]
-    stock_model_class: type[PreTrainedModel]
+    stock_model_name: str  # the transformers class, imported when first used (import hf_modular stays light)
     layers_attr: str
     depth_fields: tuple[str, str]  # config fields holding the encoder and decoder depth
     layer_factory: Callable[[PreTrainedConfig, str, bool], nn.Module]  # (stack config, stack name, owns start)
@@ -49,6 +51,10 @@ class ArchAdapter:
     final_norm: str = ""  # the decoder stack's norm before the LM head, "" if its layers end normed
     # (model, normed decoder state) -> vocabulary logits, exactly as the stock forward computes them
     vocab_projection: Callable[[nn.Module, Tensor], Tensor] | None = None
+
+    @property
+    def stock_model_class(self) -> type[PreTrainedModel]:
+        return getattr(transformers, self.stock_model_name)
 
     def stack(self, model: nn.Module, name: str) -> nn.Module:
         return model.get_encoder() if name == "encoder" else model.get_decoder()
@@ -109,6 +115,8 @@ class ArchAdapter:
 
 
 def _t5_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Module:
+    from transformers.models.t5.modeling_t5 import T5Block
+
     return T5Block(config, has_relative_attention_bias=owns_start, layer_idx=0)
 
 
@@ -123,13 +131,15 @@ def _bart_vocab_projection(model: nn.Module, hidden: Tensor) -> Tensor:
 
 
 def _bart_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Module:
+    from transformers.models.bart.modeling_bart import BartDecoderLayer, BartEncoderLayer
+
     return (BartEncoderLayer if name == "encoder" else BartDecoderLayer)(config, layer_idx=0)
 
 
 T5_ADAPTER = ArchAdapter(
     family="t5",
     stock_config_class=T5Config,
-    stock_model_class=T5ForConditionalGeneration,
+    stock_model_name="T5ForConditionalGeneration",
     layers_attr="block",
     depth_fields=("num_layers", "num_decoder_layers"),
     layer_factory=_t5_layer,
@@ -177,7 +187,7 @@ T5_ADAPTER = ArchAdapter(
 BART_ADAPTER = ArchAdapter(
     family="bart",
     stock_config_class=BartConfig,
-    stock_model_class=BartForConditionalGeneration,
+    stock_model_name="BartForConditionalGeneration",
     layers_attr="layers",
     depth_fields=("encoder_layers", "decoder_layers"),
     layer_factory=_bart_layer,

@@ -107,7 +107,7 @@ def evaluate_assemblies(
     ratios: Sequence[str] | None = None,
     batch_size: int = 32,
     metric_fn: MetricFn | None = None,
-    max_new_tokens: int = 32,
+    max_new_tokens: int | None = None,
     latency_batch_sizes: Sequence[int] = (1, 32),
     latency_repeats: int = 5,
     progress: bool = True,
@@ -119,6 +119,8 @@ def evaluate_assemblies(
     and padding removed); and the median time to greedily decode one batch of each size in
     ``latency_batch_sizes``. Latency is measured last, for every ratio and the teacher ("1x")
     together in interleaved rounds, so a busy spell of the machine hits them all alike.
+    ``max_new_tokens``: default from the data (each batch's longest label plus headroom,
+    ``decode_length``), so long targets are never cut at a fixed length.
     """
     specs = list(ratios) if ratios is not None else [format_ratio(r) for r in model.reachable_ratios()]
     if "1x" not in specs:
@@ -163,10 +165,11 @@ def evaluate_assemblies(
 
             return prepare
 
+        batches = timing_batches(dataset, collate_fn, latency_batch_sizes)
         latency = interleaved_decode_latency(
             {spec: assembled(spec) for spec in specs},
-            timing_batches(dataset, collate_fn, latency_batch_sizes),
-            max_new_tokens,
+            batches,
+            max_new_tokens or decode_length(model, list(batches.values())),
             latency_repeats,
         )
         for row in rows:
@@ -188,7 +191,7 @@ def measure_model(
     *,
     batch_size: int = 32,
     metric_fn: MetricFn | None = None,
-    max_new_tokens: int = 32,
+    max_new_tokens: int | None = None,
     latency_batch_sizes: Sequence[int] = (1, 32),
     latency_repeats: int = 5,
 ) -> tuple[float, dict[str, float], dict[int, float]]:
@@ -198,10 +201,11 @@ def measure_model(
     try:
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
         loss, predictions, references = score_loader(model, loader, metric_fn is not None, max_new_tokens)
+        batches = timing_batches(dataset, collate_fn, latency_batch_sizes)
         latency = interleaved_decode_latency(
             {"model": lambda: model},
-            timing_batches(dataset, collate_fn, latency_batch_sizes),
-            max_new_tokens,
+            batches,
+            max_new_tokens or decode_length(model, list(batches.values())),
             latency_repeats,
         )["model"]
     finally:
@@ -209,9 +213,10 @@ def measure_model(
     return loss, metric_fn(predictions, references) if metric_fn else {}, latency
 
 
-def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_new_tokens: int):
+def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_new_tokens: int | None):
     """Teacher-forced loss over ``loader`` and, if ``decode``, greedy predictions and references
-    (token ids without special tokens or padding). Works for any seq2seq model."""
+    (token ids without special tokens or padding; ``max_new_tokens=None``: per batch from its
+    labels). Works for any seq2seq model."""
     device, special = model.device, special_token_ids(model)
     total, tokens, predictions, references = 0.0, 0, [], []
     for batch in loader:
@@ -225,7 +230,7 @@ def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_n
                 attention_mask=batch.get("attention_mask"),
                 do_sample=False,
                 num_beams=1,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=max_new_tokens or decode_length(model, [batch]),
             )
             predictions += token_lists(out, special)
             references += token_lists(batch["labels"], special)

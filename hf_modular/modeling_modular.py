@@ -32,6 +32,7 @@ from .errors import AssemblyError, CheckpointError, ConfigError, HfModularError
 from .model_card import write_assembled_card
 from .plan import STACKS, Plan, Span, module_spans
 from .planned_layers import POOL, PlannedLayers
+from .registration import register_integrations
 from .report import CompressionReport, StackCount
 from .safe_loading import check_checkpoint_folder
 
@@ -462,3 +463,6 @@ def plans_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
         return tuple(outputs)
 
     return wrapper
+
+
+register_integrations()  # PEFT defaults and optimum tasks for the modular types, once their classes exist

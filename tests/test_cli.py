@@ -83,7 +83,7 @@ def test_eval_prints_and_stores_the_table(artifact, g2p_files, tmp_path):
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "table.json").read_text())
     assert [r["ratio"] for r in rows] == ["1x", "2x", "3x"]
-    assert rows[0]["metrics"]["TER"] < rows[2]["metrics"]["TER"]  # the teacher is better than 3x after 3 steps
+    assert rows[0]["metrics"]["TokER"] < rows[2]["metrics"]["TokER"]  # the teacher is better than 3x after 3 steps
     assert "2x" in result.stdout and "speedup@2" in result.stdout
     assert (artifact / TABLE_NAME).read_text() == (tmp_path / "table.json").read_text()
     assert (artifact / "assemblies.png").read_bytes().startswith(b"\x89PNG")
@@ -139,14 +139,51 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         (["eval", "{artifact}", "--data", "{tmp}/missing.csv"], "missing.csv"),
         (["push", "{artifact}", "fake-user/x", "--assemble", "2x", "--all-assemblies"], "exclude each other"),
         (["export-onnx", "{artifact}", "-o", "{out}", "--assemble", "banana"], "banana"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", str(TEACHER / "out")], "lies inside the teacher"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", str(TEACHER)], "refusing to write"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{train}"], "is an existing file"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--max-time", "soon"], "'soon'"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--tokenizer", "{tmp}"], "no tokenizer"),
+        (["compress", "{bare_teacher}", "--train", "{train}", "-o", "{out}"], "no tokenizer in the teacher folder"),
+        (["compress", str(TEACHER), "--train", "{nulls}", "-o", "{out}"], "row 2 of column 'target' is empty (null)"),
+        (["compress", str(TEACHER), "--train", "{numbers}", "-o", "{out}"], "row 1 of column 'source' is a int"),
+        (["compress", str(TEACHER), "--train", "{blank}", "-o", "{out}"], "row 1 of column 'source' is an empty"),
+        (["compress", str(TEACHER), "--train", "{empty}", "-o", "{out}"], "is empty: it holds no rows"),
+        (["eval", "{artifact}", "--data", "{dev}", "--latency-batches", "a"], "'a' is not a positive integer"),
+        (["eval", "{artifact}", "--data", "{dev}", "--latency-batches", "0"], "'0' is not a positive integer"),
+        (["eval", "{artifact}", "--data", "{dev}", "--json", "{tmp}"], "must be a file path"),
+        (["eval", "{artifact}", "--data", "{dev}", "--metric", "meteor"], "meteor"),
+        (["assemble", "{artifact}", "2x", "-o", "{artifact}"], "refusing to write"),
+        (["assemble", "{artifact}", "{{not json", "-o", "{out}"], "not valid JSON"),
+        (["assemble", "{artifact}", "2x", "-o", "{out}", "--strategy", "fastest"], "'fastest'"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(args, message, artifact, g2p_files, tmp_path):
-    values = {"train": g2p_files["train"], "out": tmp_path / "out", "tmp": tmp_path, "artifact": artifact}
+    bare = tmp_path / "bare-teacher"
+    AutoModelForSeq2SeqLM.from_pretrained(TEACHER).save_pretrained(bare)  # no tokenizer beside it
+    files = {
+        "nulls": '{"source": "a b", "target": "AH0"}\n{"source": "c d", "target": null}\n',
+        "numbers": '{"source": 7, "target": "S EH1 V AH0 N"}\n',
+        "blank": '{"source": " ", "target": "AH0"}\n',
+        "empty": "",
+    }
+    for name, text in files.items():
+        (tmp_path / f"{name}.jsonl").write_text(text)
+    values = {
+        "train": g2p_files["train"],
+        "dev": g2p_files["dev"],
+        "out": tmp_path / "out",
+        "tmp": tmp_path,
+        "artifact": artifact,
+        "bare_teacher": bare,
+        **{name: tmp_path / f"{name}.jsonl" for name in files},
+    }
+    before = sorted(p.name for p in TEACHER.iterdir())
     result = runner.invoke(app, [a.format(**values) for a in args])
     assert result.exit_code == 2, result.output
-    assert message in result.output
+    assert message in " ".join(result.output.split()), result.output
     assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in TEACHER.iterdir()) == before  # the teacher folder is untouched
 
 
 def test_the_console_script_is_installed():
@@ -154,3 +191,61 @@ def test_the_console_script_is_installed():
         [sys.executable, "-m", "hf_modular.commands.main", "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and "export-onnx" in result.stdout
+
+
+def test_compress_with_eval_measures_the_front_and_records_the_run(g2p_files, tmp_path):
+    out = tmp_path / "art"
+    args = ["compress", TEACHER, "--train", g2p_files["train"], "--eval", g2p_files["dev"], "-o", out]
+    result = _invoke(*args, "--steps", "2", "--batch-size", "8", "--gradient-accumulation-steps", "2")
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert len(config["plan_scores"]["plans"]) == 195  # every plan of the 6+6 teacher but its own
+    record = json.loads((out / "hf_modular_training.json").read_text())
+    assert record["steps_run"] == 2 and not record["stopped_by_max_time"]
+    history = json.loads((tmp_path / "art-checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert any("eval_loss" in entry for entry in history["log_history"])
+    small = AutoModelForSeq2SeqLM.from_pretrained(out, assemble="2x")
+    assert small.config.hf_modular["choice"].startswith("measured:")
+
+    changed = _invoke(*args, "--steps", "2", "--batch-size", "8", "--gradient-accumulation-steps", "2", "--seed", "1")
+    assert changed.exit_code == 2 and "seed: 0 -> 1" in " ".join(changed.output.split())
+    other_data = _invoke("compress", TEACHER, "--train", g2p_files["dev"], "-o", out, "--steps", "2")
+    assert other_data.exit_code == 2 and "train data differ" in " ".join(other_data.output.split())
+    again = _invoke(*args, "--steps", "1", "--batch-size", "8", "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "hf_modular_training.json").read_text())["steps_run"] == 1
+
+
+def test_compress_max_time_stops_cleanly_with_a_usable_artifact(g2p_files, tmp_path):
+    out = tmp_path / "art"
+    result = _invoke(
+        "compress", TEACHER, "--train", g2p_files["train"], "-o", out, "--steps", "500", "--max-time", "1s"
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "hf_modular_training.json").read_text())
+    assert record["stopped_by_max_time"] and 1 <= record["steps_run"] < 500
+    assert "stopped by --max-time" in " ".join(result.output.split())
+    small = AutoModelForSeq2SeqLM.from_pretrained(out, assemble="3x")
+    assert small.generate(torch.tensor([[5, 6, 1]]), max_new_tokens=3).shape[0] == 1
+
+
+def test_eval_scores_bleu_chrf_ter_rouge_with_the_length_from_the_data(artifact, g2p_files, tmp_path):
+    result = _invoke(
+        *("eval", artifact, "--data", g2p_files["dev"], "--ratios", "3x", "--latency-batches", ""),
+        *("--metric", "tokens,bleu,chrf,ter,rouge", "--json", tmp_path / "t.json"),
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "t.json").read_text())
+    assert set(rows[0]["metrics"]) == {"TokER", "SER", "BLEU", "chrF", "TER", "ROUGE-L"}
+    teacher, small = rows[0]["metrics"], rows[1]["metrics"]
+    assert 0 <= small["BLEU"] <= teacher["BLEU"] <= 100 and teacher["TER"] <= small["TER"]
+
+
+def test_assemble_takes_a_json_plan_and_its_card_names_the_output(artifact, tmp_path):
+    plan = '{"encoder": [[0, 3], [3, 6]], "decoder": [[0, 2], 2, 3, 4, 5]}'
+    result = _invoke("assemble", artifact, plan, "-o", tmp_path / "custom")
+    assert result.exit_code == 0, result.output
+    stock = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "custom")
+    assert stock.config.num_layers == 2 and stock.config.num_decoder_layers == 5
+    card = (tmp_path / "custom" / "README.md").read_text()
+    assert f'from_pretrained("{tmp_path / "custom"}")' in card and "staging" not in card

@@ -15,7 +15,7 @@ from hf_modular import CompressionTrainer, ConfigError, DataError
 from hf_modular.arch import adapter_for
 from hf_modular.methods import cost_eff
 from hf_modular.methods.cost_eff.exits import EarlyExitSession
-from hf_modular.methods.cost_eff.slenderize import PruneGroup, _structure_sums
+from hf_modular.methods.cost_eff.slenderization import PruneGroup, _structure_sums
 
 DEPTH = 4
 
@@ -413,7 +413,7 @@ def test_sweep_thresholds(family, capsys):
     never, low = points
     assert never.mean_layers == DEPTH and low.mean_layers < DEPTH
     assert low.flops_per_token < never.flops_per_token
-    assert set(never.metrics) == {"TER", "SER"} and set(never.ms_per_sequence) == {1}
+    assert set(never.metrics) == {"TokER", "SER"} and set(never.ms_per_sequence) == {1}
     printed = capsys.readouterr().out
     assert "| never |" in printed and "| 0.05 |" in printed
     assert cost_eff.format_sweep(points).count("\n") == 3

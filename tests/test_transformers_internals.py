@@ -164,6 +164,7 @@ TRAINER_HOOKS = {
     "_save_scaler": ("output_dir",),
     "_load_scaler": ("checkpoint",),
     "_get_output_dir": ("trial",),
+    "_issue_warnings_after_load": ("load_result",),
 }
 
 

@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .common import console, load_artifact, load_tokenizer, with_clear_errors
+from .common import console, fail, load_artifact, load_tokenizer, with_clear_errors
 
 
 @with_clear_errors
 def assemble(
     artifact: Annotated[str, typer.Argument(help="modular artifact folder or Hub id")],
-    ratio: Annotated[str, typer.Argument(help="e.g. '3x', '1.5x' or a plan as JSON")],
+    ratio: Annotated[
+        str, typer.Argument(help="e.g. '3x', '1.5x', or a plan as JSON: '{\"encoder\": [[0, 3], 3, 4, 5]}'")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="folder for the stock checkpoint")],
-    strategy: Annotated[str | None, typer.Option(help="size-first, speed-first or calibrated")] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="auto, measured, size-first, speed-first or calibrated (default: auto)")
+    ] = None,
 ) -> None:
     """Build one size from the artifact and export it as a stock T5/BART checkpoint."""
+    from ..assembly import check_strategy
+    from ..atomic_save import check_output_path
+
+    spec: object = ratio
+    if ratio.lstrip().startswith("{"):
+        try:
+            spec = json.loads(ratio)
+        except json.JSONDecodeError as error:
+            raise fail(f"plan {ratio!r} is not valid JSON: {error.msg} at character {error.pos}") from error
+    if strategy is not None:
+        check_strategy(strategy)
+    if output.exists() and not output.is_dir():
+        raise fail(f"--output {str(output)!r} is an existing file, not a folder")
+    check_output_path(output, {"the artifact": artifact})
     model = load_artifact(artifact)
-    model.assemble(ratio, strategy=strategy)  # a bad spec fails here, before anything is written
+    model.assemble(spec, strategy=strategy)  # a bad spec fails here, before anything is written
     model.export_assembled(output)
     tokenizer = load_tokenizer(artifact)
     if tokenizer is not None:

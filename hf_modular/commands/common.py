@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ..errors import HfModularError
 from ..model_card import hub_id
+from ..safe_loading import TOKENIZER_FILES
 
 console = Console(stderr=True)
 USAGE_ERROR = 2
@@ -68,9 +69,14 @@ def split_list(value: str | None) -> list[str] | None:
 
 
 def load_tokenizer(path: str | Path) -> Any:
-    """The tokenizer saved next to a model, or None when there is none."""
+    """The tokenizer saved next to a model, or None when there is none. A local folder must hold
+    tokenizer files: given a folder without them, transformers builds a default tokenizer of the
+    model type (for T5, 104 tokens unrelated to the model's vocabulary), which would train silently."""
     from transformers import AutoTokenizer
 
+    folder = Path(path)
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return None
     try:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError):

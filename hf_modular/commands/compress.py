@@ -1,7 +1,17 @@
-"""``hf-modular compress``: teacher + text pairs -> one trained modular artifact (all sizes)."""
+"""``hf-modular compress``: teacher + text pairs -> one trained modular artifact (all sizes).
+
+Every input is checked before training starts: the teacher and its tokenizer, the data (no
+empty, null or non-text cells), the options, and the output paths (never the teacher's folder
+or the data). A rerun of the same command resumes from the last complete checkpoint; a rerun
+with other data, seed or options is refused unless ``--overwrite`` starts the run over, because
+resuming would silently train the old run.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -10,28 +20,53 @@ import typer
 from .common import console, existing_path, fail, load_tokenizer, split_list, with_clear_errors
 from .text_data import load_pairs, seq2seq_collator, tokenize_pairs
 
+RUN_FILE = "hf_modular_run.json"  # in the checkpoint folder: what the run was started with
+TRAINING_FILE = "hf_modular_training.json"  # in the artifact: what the training actually ran
+
 
 @with_clear_errors
 def compress(
     teacher: Annotated[str, typer.Argument(help="stock T5/BART folder or Hub id (with its tokenizer)")],
     train: Annotated[Path, typer.Option(help="training pairs: .jsonl/.json/.csv/.parquet")],
     output: Annotated[Path, typer.Option("--output", "-o", help="folder for the trained artifact")],
+    eval_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval",
+            help="held-out pairs: evaluated during and after training; every plan's quality is measured on "
+            "them and stored in the artifact, so assemble='Nx' serves the best measured plan",
+        ),
+    ] = None,
+    tokenizer_path: Annotated[
+        str | None, typer.Option("--tokenizer", help="tokenizer folder or Hub id (default: the teacher's)")
+    ] = None,
     source: Annotated[str, typer.Option(help="input text column")] = "source",
     target: Annotated[str, typer.Option(help="output text column")] = "target",
     steps: Annotated[int, typer.Option(min=1, help="optimizer steps of the one training phase")] = 1000,
+    max_time: Annotated[
+        str | None,
+        typer.Option(help="stop cleanly after this long (e.g. '45m', '2h', '900s') and still write the artifact"),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    gradient_accumulation_steps: Annotated[int, typer.Option(min=1)] = 1,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    warmup_steps: Annotated[int | None, typer.Option(min=0, help="default: 10% of --steps, at most 100")] = None,
     max_length: Annotated[int, typer.Option(min=1, help="truncate texts to this many tokens")] = 128,
     module_sizes: Annotated[str | None, typer.Option(help="e.g. '2,3,6' (default: every divisor of the depth)")] = None,
     plan_sampling: Annotated[
         str,
         typer.Option(
-            help="'random' (one sampled plan per batch) or 'granularities' (every module size on every batch; "
-            "about 2x the cost per step, better 2x/3x/6x assemblies per unit of compute)"
+            help="'granularities' (every module size on every batch, sharing one teacher forward; the tuned "
+            "default) or 'random' (one sampled plan per batch)"
         ),
-    ] = "random",
+    ] = "granularities",
+    granularity_pairing: Annotated[str, typer.Option(help="'same' or 'rotate' (see docs/training.md)")] = "same",
+    random_plans: Annotated[int, typer.Option(min=0, help="extra random mixed plans per batch")] = 0,
+    bf16: Annotated[bool, typer.Option(help="bfloat16 mixed precision (weights stay float32)")] = False,
+    report_to: Annotated[str, typer.Option(help="'none', or e.g. 'tensorboard', 'wandb' (comma-separated)")] = "none",
     checkpoints: Annotated[Path | None, typer.Option(help="checkpoint folder (default: <output>-checkpoints)")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    overwrite: Annotated[bool, typer.Option(help="discard the checkpoints of an earlier, different run")] = False,
 ) -> None:
     """Train every module in ONE phase (module replacing + distillation) and save the artifact.
 
@@ -40,48 +75,161 @@ def compress(
     import torch
     from transformers import AutoConfig
 
-    from ..registration import MODULAR_MODELS
-    from ..training import CompressionTrainer, CompressionTrainingArguments, last_complete_checkpoint
+    from ..atomic_save import check_output_path
+    from ..registration import MODEL_TYPES, resolve
+    from ..training import CompressionTrainer, CompressionTrainingArguments, TimeBudget, last_complete_checkpoint
 
+    # ---- everything is validated before any work starts
+    budget = _seconds(max_time) if max_time else None
+    run_dir = checkpoints or output.with_name(output.name + "-checkpoints")
+    inputs = {"the teacher": teacher, "the training data": train, "the eval data": eval_data}
+    for path, what in ((output, "--output"), (run_dir, "--checkpoints")):
+        if path.exists() and not path.is_dir():
+            raise fail(f"{what} {str(path)!r} is an existing file, not a folder")
+        check_output_path(path, inputs)
     pairs = load_pairs(existing_path(train, "training file"), source, target)
+    held_out = load_pairs(existing_path(eval_data, "eval file"), source, target) if eval_data else None
     model_type = AutoConfig.from_pretrained(teacher).model_type
-    classes = {cfg.model_type.removeprefix("modular_"): cls for cfg, cls in MODULAR_MODELS}
+    classes = {t.removeprefix("modular_"): m for t, (_, m) in MODEL_TYPES.items() if t.startswith("modular_")}
     if model_type not in classes:
         raise fail(f"teacher {teacher!r} is a {model_type!r} model; hf_modular compresses {sorted(classes)}")
-    tokenizer = load_tokenizer(teacher)
-    rows = tokenize_pairs(pairs, tokenizer, source, target, max_length)
+    tokenizer = load_tokenizer(tokenizer_path or teacher)
+    if tokenizer is None:
+        where = f"--tokenizer {tokenizer_path!r}" if tokenizer_path else f"the teacher folder {teacher!r}"
+        raise fail(
+            f"no tokenizer in {where}: the artifact must be trained with the teacher's own tokenizer "
+            f"(save it next to the teacher, or pass --tokenizer)"
+        )
     sizes = [_positive_int(s) for s in split_list(module_sizes)] if module_sizes else None
-    model = classes[model_type].from_teacher(teacher, module_sizes=sizes, dtype=torch.float32)
-    run_dir = checkpoints or output.with_name(output.name + "-checkpoints")
     args = CompressionTrainingArguments(
         output_dir=str(run_dir),
         max_steps=steps,
         per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps,
         learning_rate=learning_rate,
         plan_sampling=plan_sampling,
-        warmup_steps=min(100, steps // 10),
+        granularity_pairing=granularity_pairing,
+        random_plans=random_plans,
+        warmup_steps=min(100, steps // 10) if warmup_steps is None else warmup_steps,
         lr_scheduler_type="cosine",
         logging_steps=max(1, min(50, steps // 10)),
         save_strategy="steps",
         save_steps=max(1, min(200, steps // 5)),
         save_total_limit=1,
-        report_to=[],
+        eval_strategy="steps" if held_out is not None else "no",
+        eval_steps=max(1, min(200, steps // 5)),
+        bf16=bf16,
+        report_to=[] if report_to == "none" else (split_list(report_to) or []),
         seed=seed,
     )
+    rows = tokenize_pairs(pairs, tokenizer, source, target, max_length)
+    eval_rows = tokenize_pairs(held_out, tokenizer, source, target, max_length) if held_out is not None else None
+    identity = _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max_length, sizes, args)
+    _check_resumable(run_dir, identity, overwrite)
+
+    # ---- the work
+    model = resolve(classes[model_type]).from_teacher(teacher, module_sizes=sizes, dtype=torch.float32)
     trainer = CompressionTrainer(
         model=model,
         args=args,
         train_dataset=rows,
+        eval_dataset=eval_rows,
         data_collator=seq2seq_collator(tokenizer),
         processing_class=tokenizer,
     )
+    if budget is not None:
+        trainer.add_callback(TimeBudget(budget))
+    console.print(f"training on {trainer.accelerator.num_processes} process(es), {plan_sampling} plans")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_FILE).write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
     last = last_complete_checkpoint(run_dir)
     if last:
         console.print(f"resuming from {last}")
     trainer.train(resume_from_checkpoint=str(last) if last else None)
+    if eval_rows is not None:
+        scores = trainer.measure_plans(eval_rows, num_batches=max(1, 256 // batch_size))
+        console.print(f"measured {len(scores.plans)} plans on {scores.examples} held-out pairs")
     trainer.save_model(str(output))
+    ran = trainer.state.global_step
+    record = {"steps_run": ran, "max_steps": steps, "stopped_by_max_time": ran < steps, "identity": identity}
+    (output / TRAINING_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    if ran < steps:
+        console.print(
+            f"[yellow]stopped by --max-time after {ran} of {steps} steps[/]: the artifact is usable; rerun the "
+            f"same command to continue the same schedule"
+        )
     ratios = ", ".join(f"{r:.3g}x" for r in model.reachable_ratios())
     console.print(f"[green]saved[/] {output}  (assemblies: {ratios})")
+
+
+def _seconds(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    if not (number.isascii() and number.replace(".", "", 1).isdigit()) or float(number) <= 0:
+        raise fail(f"--max-time {text!r}: write a positive number of seconds, or e.g. '45m', '2h'")
+    return float(number) * units[unit]
+
+
+def _digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max_length, sizes, args) -> dict:
+    """What decides the trained weights: resuming with any of it changed would train the old run."""
+    keys = (
+        "max_steps",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "learning_rate",
+        "plan_sampling",
+        "granularity_pairing",
+        "random_plans",
+        "warmup_steps",
+        "bf16",
+        "seed",
+    )
+    return {
+        "teacher": teacher,
+        "train": _digest(train),
+        "eval": _digest(eval_data),
+        "tokenizer": tokenizer_path,
+        "columns": [source, target],
+        "max_length": max_length,
+        "module_sizes": sizes,
+        **{key: getattr(args, key) for key in keys},
+    }
+
+
+def _check_resumable(run_dir: Path, identity: dict, overwrite: bool) -> None:
+    stored = run_dir / RUN_FILE
+    if not run_dir.exists():
+        return
+    if overwrite:
+        shutil.rmtree(run_dir)
+        return
+    if not stored.is_file():
+        if any(run_dir.iterdir()):
+            raise fail(
+                f"{run_dir} holds files of another run (no {RUN_FILE}); use --overwrite or another --checkpoints"
+            )
+        return
+    before = json.loads(stored.read_text(encoding="utf-8"))
+    changed = sorted(k for k in identity if before.get(k) != identity[k])
+    if changed:
+        details = ", ".join(f"{k}: {before.get(k)!r} -> {identity[k]!r}" for k in changed if k not in ("train", "eval"))
+        data = [k for k in changed if k in ("train", "eval")]
+        raise fail(
+            f"{run_dir} holds checkpoints of a different run (changed: {', '.join(changed)}"
+            f"{'; ' + details if details else ''}{'; the ' + ' and '.join(data) + ' data differ' if data else ''}); "
+            f"resuming would ignore the change. Use --overwrite to start over, or another --checkpoints folder"
+        )
 
 
 def _positive_int(text: str) -> int:

@@ -17,17 +17,26 @@ def load_pairs(path: Path, source: str, target: str) -> Any:
         raise DataError(f"{path}: unknown data file type {path.suffix!r}; use one of {sorted(FORMATS)}")
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty: it holds no rows")
     from datasets import load_dataset
 
     try:
         data = load_dataset(builder, data_files=str(path), split="train")
     except Exception as error:  # datasets raises many types for unreadable files
-        raise DataError(f"{path}: cannot read it as {builder}: {error}") from error
+        raise DataError(f"{path}: cannot read it as {builder}: {type(error).__name__}: {error}") from error
     missing = [c for c in (source, target) if c not in data.column_names]
     if missing:
         raise DataError(f"{path}: no column(s) {missing}; it has {data.column_names} (see --source/--target)")
     if len(data) == 0:
         raise DataError(f"{path} holds no rows")
+    for column in (source, target):
+        for row, value in enumerate(data[column], start=1):
+            if not isinstance(value, str):
+                kind = "empty (null)" if value is None else f"a {type(value).__name__} ({value!r}), not text"
+                raise DataError(f"{path}: row {row} of column {column!r} is {kind}; every cell must be text")
+            if not value.strip():
+                raise DataError(f"{path}: row {row} of column {column!r} is an empty string")
     return data
 
 
@@ -35,8 +44,7 @@ def tokenize_pairs(data: Any, tokenizer: Any, source: str, target: str, max_leng
     """Rows of input_ids / attention_mask / labels, truncated to ``max_length`` tokens."""
     if tokenizer is None:
         raise DataError("the model folder has no tokenizer: save one next to it (tokenizer.save_pretrained)")
-    sources = [str(s) for s in data[source]]
-    targets = [str(t) for t in data[target]]
+    sources, targets = list(data[source]), list(data[target])  # text, checked by load_pairs
     encoded = tokenizer(sources, truncation=True, max_length=max_length)
     labels = tokenizer(text_target=targets, truncation=True, max_length=max_length)["input_ids"]
     return [

@@ -23,13 +23,13 @@ from huggingface_hub import CommitInfo, HfApi
 from ..assembly import format_ratio
 from ..errors import AssemblyError
 from ..model_card import PLOT_NAME, write_artifact_card
+from ..safe_loading import TOKENIZER_FILES
 
 if TYPE_CHECKING:
     from ..evaluation import AssemblyTable
     from ..modeling_modular import ModularModelMixin
 
 TABLE_NAME = "hf_modular_assemblies.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "spiece.model", "vocab.json")
 logger = logging.getLogger(__name__)
 
 

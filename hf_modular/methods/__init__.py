@@ -6,8 +6,8 @@ the method to a model, save and load the result).
     compressed = offline_ae.compress(model, ratio=4, targets=["attention", "ffn"])
 """
 
-from . import cost_eff, offline_ae, pet
+from ..lazy_exports import lazy_exports
 
-METHODS = {"offline_ae": offline_ae, "pet": pet, "cost_eff": cost_eff}
-
-__all__ = ["METHODS", "cost_eff", "offline_ae", "pet"]
+_EXPORTS = {"cost_eff": ".cost_eff", "offline_ae": ".offline_ae", "pet": ".pet"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

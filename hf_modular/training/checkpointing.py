@@ -101,6 +101,22 @@ class SafeCheckpointing:
             )
         return None
 
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        """Resuming reads a checkpoint that stores tied weights (embeddings, LM head) once; the stock
+        check compares against ``_keys_to_ignore_on_save`` and warns "missing keys" for them. Re-tie
+        them quietly and warn only about keys that are really missing."""
+        model = self.accelerator.unwrap_model(self.model)
+        tied = set(getattr(model, "all_tied_weights_keys", None) or ())
+        missing = [k for k in load_result.missing_keys if k not in tied]
+        if len(missing) < len(load_result.missing_keys):
+            model.tie_weights()
+        if missing:
+            logger.warning("There were missing keys in the checkpoint model loaded: %s.", missing)
+        if load_result.unexpected_keys:
+            logger.warning(
+                "There were unexpected keys in the checkpoint model loaded: %s.", load_result.unexpected_keys
+            )
+
     def _save_rng_state(self, output_dir: str) -> None:
         folder = Path(output_dir)
         folder.mkdir(parents=True, exist_ok=True)

@@ -113,6 +113,12 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
                 raise DataError(f"{split} is empty: give at least one example")
         super().__init__(model=model, args=args, **kwargs)
         self.teacher = self._prepare_teacher(teacher)
+        logger.info(
+            "CompressionTrainer: %d process(es), method %s, plan sampling %s",
+            self.accelerator.num_processes,
+            method,
+            args.plan_sampling if self._modular else "-",
+        )
         self._encoder_units: torch.Tensor | None = None
         self._sample_counter = (-1, 0)  # (global step, micro-batches seen in it)
         self._last_rate: float | None = None

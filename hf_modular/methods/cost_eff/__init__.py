@@ -8,47 +8,37 @@ tokens = multi.generate(input_ids, early_exit_threshold=0.9)
 multi.last_exit_report.mean_layers  # decoder layers per generated token
 """
 
-from .config import CONFIDENCE_MEASURES, EXIT_HEADS, CostEffBartConfig, CostEffConfigMixin, CostEffT5Config
-from .exits import EarlyExitSession, ExitAffine, ExitLayers, confidence
-from .model import (
-    CostEffBartForConditionalGeneration,
-    CostEffModelMixin,
-    CostEffT5ForConditionalGeneration,
-    ExitReport,
-    add_exits,
-    as_cost_eff,
-)
-from .slenderize import PruneGroup, importance_loss, prunable_groups, prune, select, slenderize, taylor_importance
-from .sweep import SweepPoint, decoding_flops, format_sweep, sweep_thresholds
-from .training import COST_EFF_DEFAULTS, training_arguments
+from ...lazy_exports import lazy_exports
 
-__all__ = [
-    "CONFIDENCE_MEASURES",
-    "COST_EFF_DEFAULTS",
-    "EXIT_HEADS",
-    "CostEffBartConfig",
-    "CostEffBartForConditionalGeneration",
-    "CostEffConfigMixin",
-    "CostEffModelMixin",
-    "CostEffT5Config",
-    "CostEffT5ForConditionalGeneration",
-    "EarlyExitSession",
-    "ExitAffine",
-    "ExitLayers",
-    "ExitReport",
-    "PruneGroup",
-    "SweepPoint",
-    "add_exits",
-    "as_cost_eff",
-    "confidence",
-    "decoding_flops",
-    "format_sweep",
-    "importance_loss",
-    "prunable_groups",
-    "prune",
-    "select",
-    "slenderize",
-    "sweep_thresholds",
-    "taylor_importance",
-    "training_arguments",
-]
+_EXPORTS = {
+    "CONFIDENCE_MEASURES": ".config",
+    "COST_EFF_DEFAULTS": ".training",
+    "CostEffBartConfig": ".config",
+    "CostEffBartForConditionalGeneration": ".model",
+    "CostEffConfigMixin": ".config",
+    "CostEffModelMixin": ".model",
+    "CostEffT5Config": ".config",
+    "CostEffT5ForConditionalGeneration": ".model",
+    "EXIT_HEADS": ".config",
+    "EarlyExitSession": ".exits",
+    "ExitAffine": ".exits",
+    "ExitLayers": ".exits",
+    "ExitReport": ".model",
+    "PruneGroup": ".slenderization",
+    "SweepPoint": ".sweep",
+    "add_exits": ".model",
+    "as_cost_eff": ".model",
+    "confidence": ".exits",
+    "decoding_flops": ".sweep",
+    "format_sweep": ".sweep",
+    "importance_loss": ".slenderization",
+    "prunable_groups": ".slenderization",
+    "prune": ".slenderization",
+    "select": ".slenderization",
+    "slenderize": ".slenderization",
+    "sweep_thresholds": ".sweep",
+    "taylor_importance": ".slenderization",
+    "training_arguments": ".training",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

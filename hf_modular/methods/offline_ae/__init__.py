@@ -6,22 +6,16 @@ compressed.save_pretrained("out-ae")
 AutoModelForSeq2SeqLM.from_pretrained("out-ae")  # rebuilds each weight once
 """
 
-from .compressor import (
-    CompressedModel,
-    CompressedWeightsConfig,
-    CompressedWeightsLoader,
-    compress,
-    load_compressed,
-    select_targets,
-)
-from .config import OfflineAEConfig
+from ...lazy_exports import lazy_exports
 
-__all__ = [
-    "CompressedModel",
-    "CompressedWeightsConfig",
-    "CompressedWeightsLoader",
-    "OfflineAEConfig",
-    "compress",
-    "load_compressed",
-    "select_targets",
-]
+_EXPORTS = {
+    "CompressedModel": ".compressor",
+    "CompressedWeightsConfig": ".config",
+    "CompressedWeightsLoader": ".compressor",
+    "OfflineAEConfig": ".config",
+    "compress": ".compressor",
+    "load_compressed": ".compressor",
+    "select_targets": ".compressor",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

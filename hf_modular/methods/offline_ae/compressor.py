@@ -24,13 +24,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel
 
 from ...arch import adapter_for
 from ...atomic_save import staged_directory, verify_manifest
 from ...errors import CheckpointError, ConfigError
 from ...safe_loading import contained_file, read_json
-from .config import OfflineAEConfig
+from .config import CompressedWeightsConfig, OfflineAEConfig
 from .layers import autoencoder_shape, decode_autoencoder, decode_svd, fit_autoencoder, fit_svd, svd_rank
 
 WEIGHTS_NAME = "compressed_model.safetensors"
@@ -284,18 +284,6 @@ def _report(groups: list[Group], quality: list[dict[str, Any]], seconds: float, 
 
 
 # ----------------------------------------------------------------------------- loading
-class CompressedWeightsConfig(PretrainedConfig):
-    """config.json of a compressed folder: the compressed model's own config (``base_config``)
-    and the compression report; its model type routes the Auto classes to the loader below."""
-
-    model_type = "hf_modular_compressed"
-
-    def __init__(self, base_config: dict | None = None, compression: dict | None = None, **kwargs: Any):
-        self.base_config = base_config or {}
-        self.compression = compression or {}
-        super().__init__(**kwargs)
-
-
 class CompressedWeightsLoader(PreTrainedModel):
     """Not a model: ``from_pretrained`` rebuilds the weights and returns the model they belong to."""
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from transformers import PretrainedConfig
+
 from ...errors import ConfigError
 
 METHODS = ("autoencoder", "svd")
@@ -61,3 +63,15 @@ class OfflineAEConfig:
         values["targets"] = list(self.targets)
         values.pop("progress")
         return values
+
+
+class CompressedWeightsConfig(PretrainedConfig):
+    """config.json of a compressed folder: the compressed model's own config (``base_config``)
+    and the compression report; its model type routes the Auto classes to the loader below."""
+
+    model_type = "hf_modular_compressed"
+
+    def __init__(self, base_config: dict | None = None, compression: dict | None = None, **kwargs: Any):
+        self.base_config = base_config or {}
+        self.compression = compression or {}
+        super().__init__(**kwargs)

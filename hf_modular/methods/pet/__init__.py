@@ -7,25 +7,23 @@ then distillation.
     trainer.train()  # warm-up phase, then the distillation phase
 """
 
-from .config import PetBartConfig, PetConfigMixin, PetT5Config
-from .layers import Alias, share_parameters
-from .student import PetBartForConditionalGeneration, PetT5ForConditionalGeneration, build_student
-from .training import PET_DEFAULTS, training_arguments
-from .warmup import CLASSES, student_distribution, warmup_labels, warmup_nll_sum
+from ...lazy_exports import lazy_exports
 
-__all__ = [
-    "CLASSES",
-    "PET_DEFAULTS",
-    "Alias",
-    "PetBartConfig",
-    "PetBartForConditionalGeneration",
-    "PetConfigMixin",
-    "PetT5Config",
-    "PetT5ForConditionalGeneration",
-    "build_student",
-    "share_parameters",
-    "student_distribution",
-    "training_arguments",
-    "warmup_labels",
-    "warmup_nll_sum",
-]
+_EXPORTS = {
+    "Alias": ".layers",
+    "CLASSES": ".warmup",
+    "PET_DEFAULTS": ".training",
+    "PetBartConfig": ".config",
+    "PetBartForConditionalGeneration": ".student",
+    "PetConfigMixin": ".config",
+    "PetT5Config": ".config",
+    "PetT5ForConditionalGeneration": ".student",
+    "build_student": ".student",
+    "share_parameters": ".layers",
+    "student_distribution": ".warmup",
+    "training_arguments": ".training",
+    "warmup_labels": ".warmup",
+    "warmup_nll_sum": ".warmup",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

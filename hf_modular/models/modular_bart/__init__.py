@@ -1,4 +1,8 @@
-from .configuration_modular_bart import ModularBartConfig
-from .modeling_modular_bart import ModularBartForConditionalGeneration
+from ...lazy_exports import lazy_exports
 
-__all__ = ["ModularBartConfig", "ModularBartForConditionalGeneration"]
+_EXPORTS = {
+    "ModularBartConfig": ".configuration_modular_bart",
+    "ModularBartForConditionalGeneration": ".modeling_modular_bart",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,4 +1,8 @@
-from .configuration_modular_t5 import ModularT5Config
-from .modeling_modular_t5 import ModularT5ForConditionalGeneration
+from ...lazy_exports import lazy_exports
 
-__all__ = ["ModularT5Config", "ModularT5ForConditionalGeneration"]
+_EXPORTS = {
+    "ModularT5Config": ".configuration_modular_t5",
+    "ModularT5ForConditionalGeneration": ".modeling_modular_t5",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
