@@ -141,8 +141,9 @@ def train(model, run_dir: Path, steps: int, train_set, teacher=None, method: str
 
 
 def baseline_layers(model, spec: str) -> tuple[dict[str, list[int]], dict]:
-    """The baseline students of ratio ``spec``: the modular plan's depths, alternating teacher layers."""
-    plan = model.resolve_plan(spec)
+    """The baseline students of ratio ``spec``: the depths of its size-first plan (the ratio itself,
+    not the measured front's answer, which may be smaller), alternating teacher layers."""
+    plan = model.resolve_plan(spec, "size-first")
     keep = {n: alternating_layers(plan.stack(n).depth, plan.stack(n).num_steps) for n in ("encoder", "decoder")}
     info = {
         "ratio": spec,

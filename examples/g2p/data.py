@@ -100,7 +100,7 @@ def collate(rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
 def g2p_metrics(predictions: list[list[int]], references: list[list[int]]) -> dict[str, float]:
     """PER: phone edit distance over reference phones (%); WER: words not exactly right (%)."""
     scores = sequence_metrics(predictions, references)
-    return {"PER": scores["TER"], "WER": scores["SER"]}
+    return {"PER": scores["TokER"], "WER": scores["SER"]}
 
 
 def save_tokenizer(path: Path) -> PreTrainedTokenizerFast:
