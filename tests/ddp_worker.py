@@ -40,7 +40,7 @@ def main() -> None:
         "disable_tqdm": True,
         "seed": 11,
         "train_sampling_strategy": "sequential",
-        **({"ddp_backend": "gloo"} if world > 1 else {}),
+        **({"ddp_backend": "gloo" if recipe.get("use_cpu", True) else "nccl"} if world > 1 else {}),
     }
     args = CompressionTrainingArguments(**{**values, **recipe})
     trainer = CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=48))
@@ -53,6 +53,8 @@ def main() -> None:
     report = {
         "rank": rank,
         "world_size": trainer.accelerator.num_processes,
+        "wrapper": type(trainer.model_wrapped).__name__,
+        "fsdp": bool(trainer.is_fsdp_enabled),
         "weights": digest.hexdigest(),
         "sample": [p.detach().flatten()[:50].tolist() for p in model.module_parameters()],
         "losses": [h["loss"] for h in trainer.state.log_history if "loss" in h],

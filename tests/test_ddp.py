@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -79,3 +80,31 @@ def test_two_processes_train_like_one(launcher, family, recipe, tmp_path):
     assert ranks[0]["losses"] == pytest.approx(single[0]["losses"], rel=1e-4)
     for two, one in zip(ranks[0]["sample"], single[0]["sample"], strict=True):
         assert two == pytest.approx(one, rel=1e-3, abs=1e-5)
+
+
+FSDP = {
+    "fsdp": "full_shard auto_wrap",
+    "fsdp_config": {"transformer_layer_cls_to_wrap": ["T5Block"], "use_orig_params": True},
+}
+
+
+@pytest.mark.slow
+def test_fsdp_on_cpu_is_refused_not_silently_replaced_by_ddp(tmp_path):
+    """accelerate 1.15 turns FSDP on only for GPU distributed types; on CPU Trainer would run DDP."""
+    command = [*LAUNCHERS["torchrun"](), str(WORKER), "t5", str(tmp_path / "two"), json.dumps(FSDP)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(WORKER.parents[1])}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert result.returncode != 0 and "accelerate did not enable FSDP here" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="FSDP through accelerate needs GPUs")
+@pytest.mark.parametrize("recipe", [{}, MULTI_PLAN], ids=["random", "multi"])
+def test_fsdp_on_gpus_trains_like_one_process(recipe, tmp_path):
+    processes = str(min(2, torch.cuda.device_count()))
+    extra = json.dumps({**FSDP, **recipe, "use_cpu": False})
+    single = _run([sys.executable, str(WORKER), "t5", str(tmp_path / "one"), json.dumps(recipe)], tmp_path / "one")
+    launcher = [_tool("torchrun"), "--standalone", "--nproc_per_node", processes]
+    ranks = _run([*launcher, str(WORKER), "t5", str(tmp_path / "two"), extra], tmp_path / "two")
+    assert all(r["fsdp"] and r["wrapper"] == "FullyShardedDataParallel" for r in ranks)
+    assert ranks[0]["losses"] == pytest.approx(single[0]["losses"], rel=1e-3)

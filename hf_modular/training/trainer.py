@@ -112,6 +112,13 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             if dataset is not None and hasattr(dataset, "__len__") and len(dataset) == 0:
                 raise DataError(f"{split} is empty: give at least one example")
         super().__init__(model=model, args=args, **kwargs)
+        if args.fsdp and not self.is_fsdp_enabled:
+            # accelerate enables FSDP only for GPU-type distributed setups; elsewhere Trainer would run DDP
+            raise ConfigError(
+                f"fsdp={args.fsdp!r} was requested, but accelerate did not enable FSDP here (distributed type "
+                f"{self.accelerator.distributed_type}; accelerate supports FSDP on GPUs only) and training would "
+                f"silently run {'DDP' if args.world_size > 1 else 'one process'} instead: drop fsdp on this machine"
+            )
         self.teacher = self._prepare_teacher(teacher)
         logger.info(
             "CompressionTrainer: %d process(es), method %s, plan sampling %s",
