@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     "optimum>=2.3,<3",
     "huggingface-hub>=2.4,<3",
     "safetensors>=0.8",
+    "filelock>=3.12",  # one writer per checkpoint folder (the Hub client uses it too)
     "datasets>=5.2,<6",  # the CLI reads local JSON Lines / CSV / Parquet files
     "typer>=0.29",
     "rich>=14",

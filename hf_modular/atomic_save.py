@@ -102,10 +102,20 @@ def read_manifest(folder: Path, name: str = MANIFEST) -> dict[str, dict] | None:
 
 
 def verify_manifest(folder: Path, checksums: bool = True, name: str = MANIFEST) -> bool:
-    """Check every file the manifest lists (size, and SHA-256 if ``checksums``); False if no manifest."""
+    """Check every file the manifest lists (size, and SHA-256 if ``checksums``), and that no weight or
+    config file lies beside them unlisted (a stale file the loader could pick up); False if no manifest."""
     files = read_manifest(folder, name)
     if files is None:
         return False
+    if name == MANIFEST:
+        unlisted = sorted(
+            p.name for pattern in WEIGHT_PATTERNS for p in folder.glob(pattern) if p.name not in files and p.is_file()
+        )
+        if unlisted:
+            raise CheckpointError(
+                f"{folder}: {unlisted} are not in the manifest: stale files from another save; re-save the model "
+                f"or remove them"
+            )
     from .safe_loading import contained_file
 
     for name, expected in files.items():
@@ -123,21 +133,55 @@ def verify_manifest(folder: Path, checksums: bool = True, name: str = MANIFEST) 
     return True
 
 
+# the files a loader reads from a checkpoint folder (Trainer state beside them has other names)
+WEIGHT_PATTERNS = ("model*.safetensors", "model*.safetensors.index.json", "config.json")
+LOCK_TIMEOUT_S = 600.0
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file of writes to ``target`` (beside it, so it never becomes part of the checkpoint)."""
+    return target.parent / f".{target.name}.lock"
+
+
 @contextlib.contextmanager
 def staged_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a staging folder; on success install its contents at ``target`` crash-safely."""
+    """Yield a staging folder; on success install its contents at ``target`` crash-safely.
+
+    Writers of one target exclude each other with a file lock (``filelock``, as the Hub client
+    uses) held from creating the staging folder to installing it, so two processes saving into one
+    folder at once give one writer's complete checkpoint, never a mix. Under the lock, staging
+    folders of this target other than the caller's can only be left by killed writers, and are
+    removed; files of an earlier save that the new one does not write are removed (a sharded save
+    after an unsharded one must not leave the old ``model.safetensors`` behind).
+    """
+    from filelock import FileLock, Timeout
+
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.staging-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    if target.exists() and not target.is_dir():
+        raise CheckpointError(f"cannot save into {target}: it is a file, not a folder")
     try:
-        yield staging
-        write_manifest(staging)
-        _install(staging, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(lock_path(target)), timeout=LOCK_TIMEOUT_S)
+        lock.acquire()
+    except Timeout as error:
+        raise CheckpointError(
+            f"{target} is being written by another process for over {LOCK_TIMEOUT_S:.0f} s"
+        ) from error
+    except OSError as error:
+        raise CheckpointError(f"cannot save into {target}: {error.strerror or error}") from error
+    try:
+        for stale in target.parent.glob(f".{target.name}.staging-*"):  # left by writers that were killed
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = target.parent / f".{target.name}.staging-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        try:
+            yield staging
+            write_manifest(staging)
+            _install(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    for stale in target.parent.glob(f".{target.name}.staging-*"):  # left by saves that were killed
-        shutil.rmtree(stale, ignore_errors=True)
+        lock.release()
 
 
 def _install(staging: Path, target: Path) -> None:
@@ -145,10 +189,15 @@ def _install(staging: Path, target: Path) -> None:
         os.replace(staging, target)  # one atomic step
         _fsync(target.parent)
         return
+    previous = set(read_manifest(target) or ())
+    new = {path.relative_to(staging).as_posix() for path in _files(staging)}
     # Manifest first: from here on, any mix of old and new files is detectable.
     os.replace(staging / MANIFEST, target / MANIFEST)
     for path in _files(staging):
         destination = target / path.relative_to(staging)
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, destination)
+    weights = {p.relative_to(target).as_posix() for pattern in WEIGHT_PATTERNS for p in target.glob(pattern)}
+    for name in sorted((previous | weights) - new):  # the earlier save's files that this one did not write
+        (target / name).unlink(missing_ok=True)
     _fsync(target)
