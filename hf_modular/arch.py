@@ -38,6 +38,8 @@ class ArchAdapter:
     weight_kinds: tuple[tuple[str, str], ...] = ()
     # paths inside a layer: self-attention query, key and value, cross-attention query (PET shares
     # them; COST-EFF's early exit fills skipped layers' self-attention cache through key and value)
+    # config -> the stock model's exact parameter count, without building it
+    parameter_count: Callable[[PreTrainedConfig], int] = lambda config: 0
     self_query: str = ""
     self_key: str = ""
     self_value: str = ""
@@ -77,11 +79,9 @@ class ArchAdapter:
         return self.layer_factory(stack.config, name, owns_start)
 
     def estimate_parameters(self, config: PreTrainedConfig) -> int:
-        """A cheap upper-bound-ish count from the config alone, to refuse absurd configs before building."""
-        d_model, vocab = config.d_model, config.vocab_size
-        ffn = max(getattr(config, f) for f in self.ffn_fields)
-        layers = self.depth(config, "encoder") + self.depth(config, "decoder")
-        return vocab * d_model + layers * (8 * d_model * d_model + 2 * d_model * ffn)
+        """The stock model's parameter count, from the config alone (heads, head size, gated FFNs,
+        position tables included), so an absurd config is refused before anything is allocated."""
+        return self.parameter_count(config)
 
     def weight_kind(self, param_name: str) -> str | None:
         """The kind of a weight matrix (``decoder.cross_attention.q``, ``embeddings``...), or None."""
@@ -126,6 +126,33 @@ def _t5_vocab_projection(model: nn.Module, hidden: Tensor) -> Tensor:
     return model.lm_head(hidden)
 
 
+def _t5_parameters(config: PreTrainedConfig) -> int:
+    d, inner, ffn = config.d_model, config.num_heads * config.d_kv, config.d_ff
+    attention = 4 * d * inner
+    feed_forward = (3 if getattr(config, "is_gated_act", False) else 2) * d * ffn
+    bias = config.relative_attention_num_buckets * config.num_heads  # in the first layer of each stack
+    encoder = config.num_layers * (attention + feed_forward + 2 * d) + bias + d
+    decoder = config.num_decoder_layers * (2 * attention + feed_forward + 3 * d) + bias + d
+    head = 0 if config.tie_word_embeddings else config.vocab_size * d
+    return config.vocab_size * d + encoder + decoder + head
+
+
+def _bart_parameters(config: PreTrainedConfig) -> int:
+    d = config.d_model
+
+    def attention(heads: int) -> int:
+        inner = heads * (getattr(config, "attention_head_dim", None) or d // max(heads, 1))
+        return 3 * (d * inner + inner) + inner * d + d
+
+    def layer(heads: int, ffn: int, attentions: int) -> int:
+        return attentions * (attention(heads) + 2 * d) + d * ffn + ffn + ffn * d + d + 2 * d
+
+    positions = 2 * (config.max_position_embeddings + 2) * d
+    encoder = config.encoder_layers * layer(config.encoder_attention_heads, config.encoder_ffn_dim, 1)
+    decoder = config.decoder_layers * layer(config.decoder_attention_heads, config.decoder_ffn_dim, 2)
+    return config.vocab_size * d + positions + encoder + decoder + 2 * 2 * d
+
+
 def _bart_vocab_projection(model: nn.Module, hidden: Tensor) -> Tensor:
     return model.lm_head(hidden) + model.final_logits_bias.to(hidden.device)
 
@@ -140,6 +167,7 @@ T5_ADAPTER = ArchAdapter(
     family="t5",
     stock_config_class=T5Config,
     stock_model_name="T5ForConditionalGeneration",
+    parameter_count=_t5_parameters,
     layers_attr="block",
     depth_fields=("num_layers", "num_decoder_layers"),
     layer_factory=_t5_layer,
@@ -188,6 +216,7 @@ BART_ADAPTER = ArchAdapter(
     family="bart",
     stock_config_class=BartConfig,
     stock_model_name="BartForConditionalGeneration",
+    parameter_count=_bart_parameters,
     layers_attr="layers",
     depth_fields=("encoder_layers", "decoder_layers"),
     layer_factory=_bart_layer,

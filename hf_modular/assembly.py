@@ -32,7 +32,7 @@ from .plan import STACKS, Plan, Span, StackPlan, Tilings, layer_ratio, parse_pla
 
 STRATEGIES = ("auto", "measured", "size-first", "speed-first", "calibrated")
 RATIO_TOLERANCE = 0.05
-_RATIO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*[xX]\s*")
+_RATIO = re.compile(r" *([0-9]+(?:\.[0-9]+)?) *[xX] *")  # ASCII digits and spaces only: "６x", "3\u00a0x" are refused
 
 
 def parse_ratio(spec: str) -> float:
@@ -176,6 +176,12 @@ class PlanSpace:
                 if not isinstance(stored, Mapping):
                     raise AssemblyError(f"calibrated plan for {key!r} is not a plan dict: {stored!r}")
                 plan = self.resolve(dict(stored))
+                actual = self.plan_ratio(plan)
+                if abs(actual / ratio - 1.0) > RATIO_TOLERANCE:
+                    raise AssemblyError(
+                        f"the calibrated plan stored for {key!r} ({plan.describe()}) has ratio {format_ratio(actual)}, "
+                        f"not within {RATIO_TOLERANCE:.0%} of {format_ratio(ratio)}: recalibrate this artifact"
+                    )
                 return PlanChoice(plan, "calibrated", f"calibrated: the lowest teacher-KL stored for {key}")
         known = ", ".join(sorted(calibrated)) or "none"
         raise AssemblyError(

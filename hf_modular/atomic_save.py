@@ -96,6 +96,8 @@ def read_manifest(folder: Path, name: str = MANIFEST) -> dict[str, dict] | None:
         files = manifest["files"] if manifest.get("format") == MANIFEST_FORMAT else None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError) as error:
         raise CheckpointError(f"{path}: unreadable manifest ({error})") from error
+    except RecursionError as error:
+        raise CheckpointError(f"{path}: unreadable manifest (nested too deeply)") from error
     if not isinstance(files, dict):
         raise CheckpointError(f"{path}: not an hf_modular manifest")
     return files

@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 
 from .assembly import format_ratio, parse_ratio
 from .errors import ConfigError, DataError
-from .evaluation import decode_length
+from .evaluation import decode_length, special_token_ids, token_lists
 from .losses import logit_kd_sum
+from .metrics import sequence_metrics
 from .modeling_modular import ModularModelMixin
 from .plan import STACKS, Plan
 
@@ -55,21 +56,30 @@ class PlanScores:
         }
 
 
+PLAN_METRICS = ("token_error", "teacher_kl")
+
+
 @torch.no_grad()
 def measure_plans(
     model: ModularModelMixin,
     batches: Iterable[dict[str, torch.Tensor]],
+    metric: str = "token_error",
     max_plans: int = 1024,
     max_new_tokens: int | None = None,
     progress: bool = True,
 ) -> PlanScores:
-    """Score every reachable plan by teacher-KL on ``batches`` and store the table in the config.
+    """Score every reachable plan on held-out ``batches`` and store the table in the config.
 
-    ``batches`` are model inputs (labels, when present, only set the decode length). When the
-    model offers more than ``max_plans`` plans, each size keeps its most even tilings first.
-    Afterwards ``assemble="Nx"`` (strategy ``auto`` or ``measured``) serves the best measured
-    plan whose ratio is at least N, so a dominated plan is never the answer.
+    ``metric``: ``"token_error"`` (default): the token edit rate (%) of each plan's greedy decodes
+    against the labels (against the teacher's own greedy decodes where a batch has no labels), which
+    is what users see; ``"teacher_kl"``: KL(teacher || plan) per token on the teacher's decodes,
+    about 10x cheaper (no decoding per plan) but a looser proxy: on G2P it ranked a 6+3 plan above
+    a 3+3 one whose test error was 0.5 points lower. When the model offers more than ``max_plans``
+    plans, each size keeps its most even tilings first. Afterwards ``assemble="Nx"`` (strategy
+    ``auto`` or ``measured``) serves the best measured plan whose ratio is at least N.
     """
+    if metric not in PLAN_METRICS:
+        raise ConfigError(f"metric={metric!r} is not one of {list(PLAN_METRICS)}")
     if not isinstance(max_plans, int) or isinstance(max_plans, bool) or max_plans < 1:
         raise ConfigError(f"max_plans={max_plans!r} must be a positive integer")
     batches = list(batches)
@@ -80,10 +90,9 @@ def measure_plans(
     with model.plan_context(model.resolve_plan(None), eval_mode=True):
         length = max_new_tokens or decode_length(model, batches)
         references = [_teacher_reference(model, batch, length) for batch in batches]
-        scored = [
-            (plan, _teacher_kl(model, plan, references)) for plan in tqdm(plans, disable=not progress, desc="plans")
-        ]
-    scores = PlanScores("teacher_kl", sum(int(r["inputs"]["input_ids"].shape[0]) for r in references), scored)
+        score = _teacher_kl if metric == "teacher_kl" else _token_error
+        scored = [(plan, score(model, plan, references)) for plan in tqdm(plans, disable=not progress, desc="plans")]
+    scores = PlanScores(metric, sum(int(r["inputs"]["input_ids"].shape[0]) for r in references), scored)
     model.config.plan_scores = scores.to_config()
     model.plan_choice = model.choose_plan(model.config.assemble)
     return scores
@@ -143,7 +152,26 @@ def _teacher_reference(model: ModularModelMixin, batch: dict[str, Any], max_new_
     decoder_input_ids = decoded[:, :-1]
     mask = decoded[:, 1:].ne(model.generation_config.pad_token_id)
     logits = model(**inputs, decoder_input_ids=decoder_input_ids).logits
-    return {"inputs": inputs, "decoder_input_ids": decoder_input_ids, "mask": mask, "logits": logits}
+    special = special_token_ids(model)
+    targets = token_lists(batch.get("labels", decoded), special)
+    return {
+        "inputs": inputs,
+        "decoder_input_ids": decoder_input_ids,
+        "mask": mask,
+        "logits": logits,
+        "targets": targets,
+        "length": max_new_tokens,
+    }
+
+
+def _token_error(model: ModularModelMixin, plan: Plan, references: list[dict[str, Any]]) -> float:
+    model.set_plan(plan)
+    predictions, targets = [], []
+    for ref in references:
+        decoded = model.generate(**ref["inputs"], do_sample=False, num_beams=1, max_new_tokens=ref["length"])
+        predictions += token_lists(decoded, special_token_ids(model))
+        targets += ref["targets"]
+    return sequence_metrics(predictions, targets)["TokER"]
 
 
 def _teacher_kl(model: ModularModelMixin, plan: Plan, references: list[dict[str, Any]]) -> float:

@@ -22,6 +22,7 @@ from .assembly import format_ratio
 from .errors import ConfigError, DataError
 from .modeling_modular import ModularModelMixin
 
+GENERATE_DEFAULT_NEW_TOKENS = 20  # what generate() decodes when nothing sets a length (transformers 5)
 MetricFn = Callable[[list[list[int]], list[list[int]]], dict[str, float]]
 
 
@@ -240,13 +241,13 @@ def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_n
 def decode_length(model: PreTrainedModel, batches: Sequence[Mapping[str, Any]] = ()) -> int:
     """How many new tokens to decode: the longest label in ``batches`` plus a quarter (at least 4)
     of headroom, so a model that runs long is not cut at the reference's length; without labels,
-    the model's generation config (``max_new_tokens``, else ``max_length``)."""
+    the model's generation config (``max_new_tokens``, else ``max_length``, else transformers' default)."""
     lengths = [int(b["labels"].ne(-100).sum(-1).max()) for b in batches if "labels" in b and b["labels"].numel()]
     if lengths:
         longest = max(lengths)
         return longest + max(4, longest // 4)
     config = model.generation_config
-    return int(config.max_new_tokens or config.max_length)
+    return int(config.max_new_tokens or config.max_length or GENERATE_DEFAULT_NEW_TOKENS)
 
 
 def token_lists(rows: torch.Tensor, special: set[int]) -> list[list[int]]:

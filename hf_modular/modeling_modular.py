@@ -25,16 +25,16 @@ from safetensors import SafetensorError
 from transformers.modeling_utils import PreTrainedModel
 
 from .arch import ArchAdapter
-from .assembly import PlanChoice, PlanSpace, StackSpace
+from .assembly import PlanChoice, PlanSpace, StackSpace, check_strategy
 from .atomic_save import check_output_path, staged_directory, verify_manifest
 from .configuration_modular import MODULAR_FIELDS, architecture_values, deep_decoder_stock_config_class
-from .errors import AssemblyError, CheckpointError, ConfigError, HfModularError
+from .errors import AssemblyError, CheckpointError, ConfigError, DataError, HfModularError
 from .model_card import write_assembled_card
 from .plan import STACKS, Plan, Span, module_spans
 from .planned_layers import POOL, PlannedLayers
 from .registration import register_integrations
 from .report import CompressionReport, StackCount
-from .safe_loading import check_checkpoint_folder
+from .safe_loading import check_checkpoint_folder, check_tensor_dtypes
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,8 @@ class ModularModelMixin:
         The choice is recorded in the config, so ``save_pretrained`` + ``from_pretrained`` give
         back this same model (and load only its layers).
         """
+        if strategy is not None:
+            check_strategy(strategy)  # before anything changes: an invalid one would be saved
         choice = self.choose_plan(spec, strategy)
         plan = choice.plan
         self.set_plan(plan)
@@ -165,6 +167,16 @@ class ModularModelMixin:
         if strategy is not None:
             self.config.assemble_strategy = strategy
         return self
+
+    def generate(self, inputs: torch.Tensor | None = None, *args: Any, **kwargs: Any) -> Any:
+        """Stock ``generate()``, after the inputs are checked: empty inputs, token ids outside the
+        vocabulary, rows whose attention mask is all zero, and (BART) inputs longer than the position
+        table each raise a ``DataError`` naming the value, instead of an IndexError deep inside or
+        output computed from nothing."""
+        input_ids = inputs if inputs is not None else kwargs.get("input_ids")
+        if isinstance(input_ids, torch.Tensor):
+            check_input_ids(input_ids, kwargs.get("attention_mask"), self.config, self.adapter)
+        return super().generate(inputs, *args, **kwargs)  # type: ignore[misc]
 
     def module_parameters(self) -> list[torch.nn.Parameter]:
         """The parameters of every module in the pools (what module replacing trains)."""
@@ -199,7 +211,9 @@ class ModularModelMixin:
             raise ConfigError("from_teacher takes dtype=..., not torch_dtype=...")
         if isinstance(teacher, (str, os.PathLike)):
             name_or_path = str(teacher)
-            teacher = stock_model_class.from_pretrained(teacher, dtype=dtype, **load_kwargs)
+            if Path(teacher).is_dir():
+                check_checkpoint_folder(Path(teacher))  # safetensors only: a pytorch_model.bin is never unpickled
+            teacher = stock_model_class.from_pretrained(teacher, dtype=dtype, use_safetensors=True, **load_kwargs)
         else:
             name_or_path = teacher.config.name_or_path or None
         if type(teacher) is not stock_model_class:
@@ -259,10 +273,12 @@ class ModularModelMixin:
         kwargs["use_safetensors"] = True
         want_info = kwargs.pop("output_loading_info", False)
         verify = kwargs.pop("verify_checksums", True)
+        allow_non_finite = kwargs.pop("allow_non_finite", False)
         folder = Path(pretrained_model_name_or_path)
         if folder.is_dir():
             check_checkpoint_folder(folder)
             verify_manifest(folder, checksums=verify)
+            check_tensor_dtypes(folder)
             revision = kwargs.pop("revision", None)
             if revision is not None and revision != "main" and "assemble" not in kwargs:
                 kwargs["assemble"] = revision  # a local artifact has no branches: the revision names a size
@@ -292,15 +308,34 @@ class ModularModelMixin:
             raise CheckpointError(
                 f"{pretrained_model_name_or_path}: tensors of the wrong shape: {info['mismatched_keys']}"
             )
+        extra_layers = sorted(k for k in info.get("unexpected_keys", ()) if f".{attr}." in k)
+        if extra_layers:
+            depths = {name: model.adapter.depth(model.config, name) for name in STACKS}
+            raise CheckpointError(
+                f"{pretrained_model_name_or_path}: config.json describes {depths['encoder']} encoder and "
+                f"{depths['decoder']} decoder layers, but the weights hold more (e.g. {extra_layers[0]}): the config "
+                f"does not belong to these weights"
+            )
+        if not allow_non_finite:
+            bad = next(
+                (n for n, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()), None
+            )
+            if bad is not None:
+                raise CheckpointError(
+                    f"{pretrained_model_name_or_path}: tensor {bad} holds NaN or infinite values; the model would "
+                    f"generate garbage (pass allow_non_finite=True to load it anyway)"
+                )
         if model.config.assemble is not None:
             model = model._into_stock_model(str(pretrained_model_name_or_path))
         return (model, info) if want_info else model
 
     def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
         """Stock ``save_pretrained``, made crash-safe (see ``hf_modular.atomic_save``): an
-        interrupted save never damages what ``save_directory`` held before."""
+        interrupted save never damages what ``save_directory`` held before, and a config that would
+        not load again (a field set by hand to a bad value) is refused before anything is written."""
         if kwargs.get("push_to_hub"):
             raise ValueError("save_pretrained(push_to_hub=True) is not supported here: use model.push_to_hub(...)")
+        self.config.validate_modular_fields()
         with staged_directory(save_directory) as staging:
             super().save_pretrained(staging, *args, **kwargs)  # type: ignore[misc]
 
@@ -463,6 +498,29 @@ def plans_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
         return tuple(outputs)
 
     return wrapper
+
+
+def check_input_ids(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, config: Any, adapter: ArchAdapter
+) -> None:
+    """Raise DataError for inputs the model cannot encode (see ``ModularModelMixin.generate``)."""
+    if input_ids.dim() != 2 or input_ids.shape[-1] == 0 or input_ids.shape[0] == 0:
+        raise DataError(
+            f"generate() got input_ids of shape {tuple(input_ids.shape)}: give (batch, length) with length >= 1"
+        )
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or high >= config.vocab_size:
+        bad = low if low < 0 else high
+        raise DataError(f"input_ids holds token id {bad}, outside the vocabulary (0..{config.vocab_size - 1})")
+    limit = adapter.max_positions(config)
+    if limit is not None and input_ids.shape[-1] > limit:
+        raise DataError(
+            f"input_ids has length {input_ids.shape[-1]}, more than max_position_embeddings={limit}: truncate it"
+        )
+    if attention_mask is not None and attention_mask.dim() == 2:
+        empty = (attention_mask.sum(-1) == 0).nonzero().flatten().tolist()
+        if empty:
+            raise DataError(f"rows {empty} of attention_mask are all zero: those inputs have nothing to attend to")
 
 
 register_integrations()  # PEFT defaults and optimum tasks for the modular types, once their classes exist

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hf_modular import STRATEGIES
+from hf_modular import STRATEGIES, measure_plans
 from hf_modular.assembly import format_ratio
 from tests.conftest import generate, modular_model, sample_inputs, stock_model_with_plan
 
@@ -40,12 +40,17 @@ def assert_same_as_stock(model, family):
 @pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "calibrated"])
 def test_every_reachable_ratio_equals_a_stock_model(family, encoder_layers, decoder_layers, strategy):
     _, model = modular_model(family, encoder_layers, decoder_layers)
+    if strategy == "measured":  # needs the measured table; it may answer with a smaller plan
+        measure_plans(model, [{k: v for k, v in sample_inputs(family).items() if k != "decoder_input_ids"}])
     ratios = model.reachable_ratios()
     assert len(ratios) > 3
     for ratio in ratios:
         model.assemble(format_ratio(ratio), strategy=strategy)
         report = model.compression_report()
-        assert report.layer_ratio == pytest.approx(ratio, rel=0.05)
+        if strategy == "measured":
+            assert report.layer_ratio >= ratio * 0.95
+        else:
+            assert report.layer_ratio == pytest.approx(ratio, rel=0.05)
         assert_same_as_stock(model, family)
 
 

@@ -161,23 +161,38 @@ def test_trainer_evaluate_assemblies_and_calibrate(family, tmp_path):
 
 
 # ----------------------------------------------------------------------------- the measured front
-def test_measure_plans_scores_every_reachable_plan_and_serves_the_front(family, tmp_path):
+@pytest.mark.parametrize("metric", ["token_error", "teacher_kl"])
+def test_measure_plans_scores_every_reachable_plan_and_serves_the_front(family, metric, tmp_path):
     from hf_modular import measure_plans
     from hf_modular.assembly import RATIO_TOLERANCE
-    from hf_modular.evaluation import decode_length
+    from hf_modular.evaluation import decode_length, special_token_ids, token_lists
+    from hf_modular.metrics import sequence_metrics
 
     _, model = modular_model(family)  # 6+6 layers, modules of 2, 3 and 6: 14 tilings per stack
     size_first = {spec: model.resolve_plan(spec) for spec in ("1.5x", "2x", "3x")}
     data = batches(family)
-    scores = measure_plans(model, data, progress=False)
+    scores = measure_plans(model, data, metric=metric, progress=False)
     assert len(scores.plans) == 14 * 14 - 1  # every plan but the teacher's
     assert len({plan for plan, _ in scores.plans}) == len(scores.plans)
-    assert model.config.plan_scores == scores.to_config()
-    # each score is the plan's teacher-KL on those batches
+    assert model.config.plan_scores == scores.to_config() and scores.metric == metric
     model.eval()
-    references = [_teacher_reference(model, b, decode_length(model, data)) for b in data]
+    length = decode_length(model, data)
+    references = [_teacher_reference(model, b, length) for b in data]
     for plan, score in scores.plans[:: len(scores.plans) // 5]:
-        assert score == pytest.approx(_teacher_kl(model, plan, references), rel=1e-4, abs=1e-6)
+        if metric == "teacher_kl":  # the plan's teacher-KL on those batches
+            expected = _teacher_kl(model, plan, references)
+        else:  # the token error of the plan's own greedy decodes against the labels, computed here
+            model.set_plan(plan)
+            special = special_token_ids(model)
+            predictions, targets = [], []
+            for batch in data:
+                out = model.generate(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=length
+                )
+                predictions += token_lists(out, special)
+                targets += token_lists(batch["labels"], special)
+            expected = sequence_metrics(predictions, targets)["TokER"]
+        assert score == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
     space, served = model.plan_space, []
     for ratio in model.reachable_ratios():
@@ -193,7 +208,7 @@ def test_measure_plans_scores_every_reachable_plan_and_serves_the_front(family, 
     assert {spec: model.resolve_plan(spec, "size-first") for spec in size_first} == size_first
     model.assemble("2x")
     report = model.compression_report()
-    assert report.choice.startswith("measured: the best of") and "teacher_kl" in report.choice
+    assert report.choice.startswith("measured: the best of") and metric in report.choice
     assert "chosen by measured" in report.to_markdown() and report.to_dict()["choice"] == report.choice
 
     # the table travels with the artifact: a sparse load serves the same plan

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import shutil
-import time
 from pathlib import Path
 
-from benchmark import Cells, measure, setup, train
+from benchmark import Cells, measure, setup, step_cpu, train
 from data import G2PDataset, collate, split
-from run import MODULAR, load_teacher, training_arguments
+from run import MODULAR, load_teacher
 from torch.utils.data import DataLoader
-from transformers import TrainerCallback
 
-from hf_modular import CompressionTrainer, measure_plans
+from hf_modular import measure_plans
 from hf_modular.assembly import format_ratio
 
 # name -> CompressionTrainingArguments overrides (learning rate 1e-3 throughout, docs/g2p.md)
@@ -58,33 +55,18 @@ RECIPES = {
 }
 UNIFORM = ("1.5x", "2x", "3x", "6x")
 VIOLATION = 0.3  # PER points
-PROBE_STEPS = 24
 
 
 def step_cost(family: str, recipe: dict, train_set, runs: Path) -> float:
-    """CPU seconds per step of ``recipe``, from a short probe run (its first steps not counted)."""
+    """CPU seconds per step of ``recipe`` on a fresh modular model (``benchmark.step_cpu``)."""
     teacher, _ = load_teacher(family)
-    model = MODULAR[family].from_teacher(teacher)
-    out = runs / "probe"
-    shutil.rmtree(out, ignore_errors=True)
-    args = training_arguments(out, PROBE_STEPS, **{**recipe, "save_strategy": "no", "logging_steps": 1000})
-    trainer = CompressionTrainer(model=model, args=args, train_dataset=train_set, data_collator=collate)
-    marks: list[float] = []
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, *args, **kwargs):
-            marks.append(time.process_time())
-
-    trainer.add_callback(Clock())
-    trainer.train()
-    shutil.rmtree(out, ignore_errors=True)
-    return (marks[-1] - marks[3]) / (len(marks) - 4)
+    return step_cpu(MODULAR[family].from_teacher(teacher), runs / "probe", train_set, **recipe)
 
 
 def front(model, dev_measure, dev_score) -> dict:
     """Measure every plan on ``dev_measure``, serve every ratio, score the served plans on ``dev_score``."""
     loader = DataLoader(dev_measure, batch_size=64, collate_fn=collate)
-    scores = measure_plans(model, list(loader))
+    scores = measure_plans(model, list(loader), metric="teacher_kl")  # what this search was measured with
     served, per = {}, {}
     for ratio in model.reachable_ratios():
         if ratio > 1:
