@@ -128,7 +128,7 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["compress", "no/such/teacher/dir", "--train", "{train}", "-o", "{out}"], "no/such/teacher/dir"),
+        (["compress", "no/such/teacher/dir", "--train", "{train}", "-o", "{out}"], "neither an existing folder nor"),
         (["compress", str(TEACHER), "--train", "{tmp}/x.txt", "-o", "{out}"], "x.txt"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--source", "word"], "'word'"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--module-sizes", "1"], "'1'"),

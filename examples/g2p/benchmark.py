@@ -463,7 +463,7 @@ def main() -> None:
         type=int,
         default=None,
         help="the modular phase (each step trains every granularity); "
-        "default: 90%% of --steps, which keeps its CPU cost near 1.3x one SFT student's (the mean of 1.5x-6x)",
+        "default: 77.5%% of --steps, which keeps its CPU cost near 1.4x one SFT student's (the mean of 1.5x-6x)",
     )
     parser.add_argument("--eval-words", type=int, default=None, help="default: 1000 (small) / 5000 (--full)")
     parser.add_argument("--ratios", default=None, help="modular ratios (default: 1.5x,2x,3x,6x; --full: all)")
@@ -473,7 +473,7 @@ def main() -> None:
     args = parser.parse_args()
     args.families = (args.families or ("t5,bart" if args.full else "t5")).split(",")
     args.steps = args.steps or (2000 if args.full else 600)
-    args.modular_steps = args.modular_steps or round(0.9 * args.steps)
+    args.modular_steps = args.modular_steps or round(0.775 * args.steps)
     args.eval_words = args.eval_words or (5000 if args.full else 1000)
     args.ratios = args.ratios.split(",") if args.ratios else (None if args.full else ["1.5x", "2x", "3x", "6x"])
     args.sft_ratios = args.sft_ratios.split(",")

@@ -17,6 +17,7 @@ from typing import Annotated
 
 import typer
 
+from ..model_card import hub_id
 from .common import console, existing_path, fail, load_tokenizer, split_list, with_clear_errors
 from .text_data import load_pairs, seq2seq_collator, tokenize_pairs
 
@@ -80,6 +81,8 @@ def compress(
     from ..training import CompressionTrainer, CompressionTrainingArguments, TimeBudget, last_complete_checkpoint
 
     # ---- everything is validated before any work starts
+    if not Path(teacher).exists() and hub_id(teacher) is None:
+        raise fail(f"teacher {teacher!r} is neither an existing folder nor a Hub repo id ('org/name')")
     budget = _seconds(max_time) if max_time else None
     run_dir = checkpoints or output.with_name(output.name + "-checkpoints")
     inputs = {"the teacher": teacher, "the training data": train, "the eval data": eval_data}
