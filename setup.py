@@ -19,6 +19,7 @@ INSTALL_REQUIRES = [
     "huggingface-hub>=2.4,<3",
     "safetensors>=0.8",
     "filelock>=3.12",  # one writer per checkpoint folder (the Hub client uses it too)
+    "wrapt>=1.14",  # post-import hooks: register with the Auto classes when transformers loads them
     "datasets>=5.2,<6",  # the CLI reads local JSON Lines / CSV / Parquet files
     "typer>=0.29",
     "rich>=14",

@@ -19,6 +19,10 @@ STATEMENTS = {
     "import transformers": "import transformers",
     "from transformers import T5Config (what any config costs)": "from transformers import T5Config",
     "import hf_modular": "import hf_modular",
+    "from transformers import AutoModelForSeq2SeqLM": "from transformers import AutoModelForSeq2SeqLM",
+    "import hf_modular; from transformers import AutoModelForSeq2SeqLM (registration included)": (
+        "import hf_modular; from transformers import AutoModelForSeq2SeqLM"
+    ),
     "from transformers import T5ForConditionalGeneration": "from transformers import T5ForConditionalGeneration",
     "import hf_modular + load a modular model class": "import hf_modular; hf_modular.ModularT5ForConditionalGeneration",
 }

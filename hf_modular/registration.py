@@ -1,16 +1,22 @@
 """Registering hf_modular's model types with the transformers Auto classes.
 
-Registration happens on ``import hf_modular`` and only under new model types (``modular_t5``,
+Registration is set up on ``import hf_modular`` and only under new model types (``modular_t5``,
 ``pet_bart``, ...): stock ``t5`` / ``bart`` checkpoints keep loading as before, and no checkpoint
-ever needs ``trust_remote_code``. The config classes are registered as they are; each model class
-is registered as a ``LazyModelClass`` that imports the real one when the Auto class first uses it,
-so ``import hf_modular`` never imports the modeling code (docs/architecture.md, "Import time").
+ever needs ``trust_remote_code``. It runs when transformers' Auto modules load (at once if they
+already have), through wrapt's post-import hooks: any transformers config class imports torch, so
+registering eagerly made ``import hf_modular`` cost about 2.5x ``import transformers``. Each model
+class is registered as a ``LazyModelClass`` that imports the real one when the Auto class first
+uses it (docs/architecture.md, "Import time").
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from types import ModuleType
 from typing import Any
+
+import wrapt
 
 # model type -> (config class, model class), as "module:attribute" (hf_modular's one list of them)
 MODEL_TYPES = {
@@ -75,14 +81,49 @@ class LazyModelClass:
         return f"<lazy {self.reference}>"
 
 
-def register_auto_classes() -> None:
-    """Idempotent: importing hf_modular twice (or reloading it) registers nothing twice."""
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+# The transformers modules registration needs complete: the Auto mappings and the stock configs our
+# config classes subclass. A transformers config's docstring decorator imports the Auto modules
+# while its own module is still running, so registration waits until none of these is mid-import.
+REGISTRATION_NEEDS = (
+    "transformers.models.auto.configuration_auto",
+    "transformers.models.auto.modeling_auto",
+    "transformers.models.t5.configuration_t5",
+    "transformers.models.bart.configuration_bart",
+)
+_state = {"hooked": False, "registered": False}
+
+
+def mid_import(name: str, finished: ModuleType) -> bool:
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    return module is not None and module is not finished and bool(getattr(spec, "_initializing", False))
+
+
+def register_when_complete(finished: ModuleType) -> None:
+    """Post-import hook of every module in REGISTRATION_NEEDS: the last of them to finish loading
+    imports what is still missing and registers."""
+    if _state["registered"] or any(mid_import(name, finished) for name in REGISTRATION_NEEDS):
+        return
+    for name in REGISTRATION_NEEDS:
+        importlib.import_module(name)
+    if _state["registered"]:  # one of those imports ran this hook to the end already
+        return
+    from transformers.models.auto.configuration_auto import AutoConfig
+    from transformers.models.auto.modeling_auto import AutoModelForSeq2SeqLM
 
     for model_type, (config_reference, model_reference) in MODEL_TYPES.items():
         config_class = resolve(config_reference)
         AutoConfig.register(model_type, config_class, exist_ok=True)
         AutoModelForSeq2SeqLM.register(config_class, LazyModelClass(config_class, model_reference), exist_ok=True)
+    _state["registered"] = True
+
+
+def register_auto_classes() -> None:
+    """Registers once transformers' Auto modules are loaded (at once if they are). Idempotent."""
+    if not _state["hooked"]:
+        _state["hooked"] = True
+        for name in REGISTRATION_NEEDS:
+            wrapt.register_post_import_hook(register_when_complete, name)
 
 
 def register_integrations() -> None:

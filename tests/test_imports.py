@@ -1,5 +1,6 @@
-"""``import hf_modular`` registers the model types and imports nothing else heavy; every lazily
-exported name resolves to what it names (not to a same-named submodule)."""
+"""``import hf_modular`` registers the model types (whatever loads the Auto classes) and imports
+nothing heavy; every lazily exported name resolves to what it names (not to a same-named
+submodule)."""
 
 from __future__ import annotations
 
@@ -33,18 +34,40 @@ HEAVY = (
 
 TYPES = ("modular_t5", "modular_bart", "pet_t5", "cost_eff_bart", "hf_modular_compressed")
 CHECK = """
-import sys, hf_modular
+import sys
+{first}
 from transformers import CONFIG_MAPPING
+from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING
 print([m for m in {heavy!r} if m in sys.modules])
 print(sorted(k for k in {types!r} if k in CONFIG_MAPPING))
+print(MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING[CONFIG_MAPPING["modular_bart"]].__name__)
 """
+# what a user may import first: the registration must be in place whichever transformers module
+# loads the Auto classes (a stock config's docstring decorator loads them mid-import)
+FIRST = [
+    "import hf_modular",
+    "import hf_modular; from transformers import T5Config",
+    "import hf_modular; from transformers import BartConfig",
+    "import hf_modular; from transformers import AutoConfig",
+    "import hf_modular; from transformers import AutoModelForSeq2SeqLM",
+    "from transformers import T5Config; import hf_modular",
+    "from transformers import AutoModelForSeq2SeqLM; import hf_modular",
+]
 
 
-def test_import_hf_modular_registers_the_types_and_loads_no_modeling_code():
-    command = [sys.executable, "-c", CHECK.format(heavy=HEAVY, types=TYPES)]
-    heavy, registered = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[-2:]
-    assert heavy == "[]"
-    assert registered == str(sorted(TYPES))
+def run_python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize("first", FIRST)
+def test_the_types_are_registered_whatever_is_imported_first_and_no_modeling_code_loads(first):
+    lines = run_python(CHECK.format(first=first, heavy=HEAVY, types=TYPES)).splitlines()[-3:]
+    assert lines == ["[]", str(sorted(TYPES)), "ModularBartForConditionalGeneration"]
+
+
+def test_import_hf_modular_alone_imports_neither_torch_nor_transformers():
+    code = "import sys, hf_modular; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    assert run_python(code).split() == ["[]"]
 
 
 @pytest.mark.parametrize("package", LAZY_PACKAGES)
