@@ -34,6 +34,7 @@ _EXPORTS = {
     "StackPlan": ".plan",
     "register_integrations": ".registration",
     "CompressionReport": ".report",
+    "speculative_pair": ".speculative",
     "CompressionTrainer": ".training",
     "CompressionTrainingArguments": ".training",
     "SafeCheckpointing": ".training",

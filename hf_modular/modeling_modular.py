@@ -403,6 +403,18 @@ class ModularModelMixin:
         stock.name_or_path = stock.config.name_or_path = artifact
         return stock.train(self.training)  # type: ignore[attr-defined]
 
+    def assembled_stock_model(self, spec: object, strategy: str | None = None) -> PreTrainedModel:
+        """The stock model of ``spec`` built on this artifact's own tensors (no copy), as
+        ``from_pretrained(..., assemble=spec)`` returns it; the artifact keeps its plan. Several such
+        models share every tensor they have in common (``hf_modular.speculative_pair``)."""
+        saved = (self.active_plan, self.plan_choice, self.config.assemble, self.config.assemble_strategy)
+        try:
+            self.assemble(spec, strategy)
+            return self._into_stock_model(str(self.config.name_or_path or ""))
+        finally:
+            self.set_plan(saved[0])
+            self.plan_choice, self.config.assemble, self.config.assemble_strategy = saved[1:]
+
     def export_assembled(
         self,
         save_directory: str | os.PathLike[str],
