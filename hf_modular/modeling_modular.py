@@ -407,13 +407,13 @@ class ModularModelMixin:
         """The stock model of ``spec`` built on this artifact's own tensors (no copy), as
         ``from_pretrained(..., assemble=spec)`` returns it; the artifact keeps its plan. Several such
         models share every tensor they have in common (``hf_modular.speculative_pair``)."""
-        saved = (self.active_plan, self.plan_choice, self.config.assemble, self.config.assemble_strategy)
+        saved = (self.plan_choice, self.config.assemble, self.config.assemble_strategy)
         try:
-            self.assemble(spec, strategy)
-            return self._into_stock_model(str(self.config.name_or_path or ""))
+            with self.plan_context():
+                self.assemble(spec, strategy)
+                return self._into_stock_model(str(self.config.name_or_path or ""))
         finally:
-            self.set_plan(saved[0])
-            self.plan_choice, self.config.assemble, self.config.assemble_strategy = saved[1:]
+            self.plan_choice, self.config.assemble, self.config.assemble_strategy = saved
 
     def export_assembled(
         self,
