@@ -279,16 +279,19 @@ def interleaved_decode_latency(
     batches: Mapping[int, dict[str, torch.Tensor]],
     max_new_tokens: int,
     repeats: int,
+    **generate_kwargs: Any,
 ) -> dict[str, dict[int, float]]:
     """Median milliseconds for each contender to greedily decode each batch to exactly ``max_new_tokens``.
 
     ``contenders`` maps a name to a callable that returns the model ready to run (it may switch
     a modular model's plan). Every round times each contender once per batch, so slow spells of
     a shared machine spread over all of them instead of falling on whichever ran then.
+    ``generate_kwargs`` go to every ``generate`` call (e.g. ``cache_implementation="static"``).
     """
     if batches and repeats < 1:
         raise ConfigError(f"latency_repeats={repeats!r}: time each decode at least once (>= 1)")
     kwargs = {"do_sample": False, "num_beams": 1, "max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens}
+    kwargs.update(generate_kwargs)
     times: dict[str, dict[int, list[float]]] = {name: {b: [] for b in batches} for name in contenders}
     for round_index in range(repeats + 1 if batches else 0):  # round 0 warms every contender up and is not counted
         for name, prepare in contenders.items():

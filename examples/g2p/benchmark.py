@@ -70,9 +70,9 @@ def front_words(family: str) -> G2PDataset:
     return G2PDataset(split()["dev"][:1000], tokenizer)
 
 
-def setup(family: str, eval_words: int):
-    """What every benchmark script starts from: 2 threads, the shipped teacher, test and train sets."""
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+def setup(family: str, eval_words: int, threads: int = 2):
+    """What every benchmark script starts from: torch threads, the shipped teacher, test and train sets."""
+    torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
     teacher, tokenizer = load_teacher(family)
     data = split()
     return teacher, G2PDataset(data["test"][:eval_words], tokenizer), G2PDataset(data["train"], tokenizer)
@@ -222,7 +222,7 @@ def shrink_and_fine_tune(teacher, keep: dict, test, info: dict, run_dir: Path, a
 
 
 def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict]:
-    teacher, test, train_set = setup(family, args.eval_words)
+    teacher, test, train_set = setup(family, args.eval_words, args.threads)
     depths = [adapter_for(teacher).depth(teacher.config, name) for name in ("encoder", "decoder")]
     key = f"{family}/teacher"
     rows = {key: cells.get(key, lambda: measure(teacher, test, method="teacher", ratio="1x", layers=depths))}
@@ -309,7 +309,8 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
         "decodes against the references), and each ratio is served the way users get it",
         "(`from_pretrained(artifact, assemble=ratio)`, strategy `auto` = `measured`: the best measured plan at least",
         "that small), as a stock model. Latency: greedy decodes of a fixed",
-        f"{MAX_NEW_TOKENS} tokens on this machine's CPU ({os.cpu_count()} cores), every timed row and the teacher "
+        f"{MAX_NEW_TOKENS} tokens on this machine's CPU ({os.cpu_count()} cores, torch on {args.threads} thread(s)), "
+        "every timed row and the teacher "
         f"together at the end of the run in {LATENCY_REPEATS} interleaved rounds (median).",
         "",
     ]
@@ -484,6 +485,12 @@ def main() -> None:
     parser.add_argument("--ratios", default=None, help="modular ratios (default: 1.5x,2x,3x,6x; --full: all)")
     parser.add_argument("--sft-ratios", default="1.5x,2x,3x,6x")
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/bench"))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (1 leaves a core to another job without stalling this one)",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     args.families = (args.families or ("t5,bart" if args.full else "t5")).split(",")

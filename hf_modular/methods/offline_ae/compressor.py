@@ -35,7 +35,7 @@ from .layers import autoencoder_shape, decode_autoencoder, decode_svd, fit_autoe
 
 WEIGHTS_NAME = "compressed_model.safetensors"
 MANIFEST_NAME = "hf_modular_compression.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the residual autoencoder; a format-1 autoencoder group is refused
 
 
 # ----------------------------------------------------------------------------- choosing targets
@@ -77,7 +77,7 @@ class Group:
     shapes: list[list[int]]
     dtypes: list[str]
     latent: int = 0
-    width: int = 0
+    hidden: int = 0
     rank: int = 0
     stored: dict[str, torch.Tensor] = field(default_factory=dict)
 
@@ -96,7 +96,7 @@ class Group:
     def decode(self) -> torch.Tensor:
         if self.coder == "svd":
             return decode_svd(self.stored)
-        return decode_autoencoder(self.stored, self.columns, self.latent, self.width)
+        return decode_autoencoder(self.stored)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -108,7 +108,7 @@ class Group:
                 for n, s, d in zip(self.members, self.shapes, self.dtypes, strict=True)
             ],
             "latent": self.latent,
-            "width": self.width,
+            "hidden": self.hidden,
             "rank": self.rank,
             "tensors": {k: list(v.shape) for k, v in self.stored.items()},
         }
@@ -151,16 +151,15 @@ def _fit(group: Group, rows: torch.Tensor, config: OfflineAEConfig, progress: An
         group.rank = svd_rank(rows.shape[0], rows.shape[1], budget)
         group.stored = fit_svd(rows, group.rank)
         return
-    group.latent, group.width = autoencoder_shape(rows.shape[0], rows.shape[1], budget, config.latent_fraction)
+    group.latent, group.hidden = autoencoder_shape(rows.shape[0], rows.shape[1], budget, config.decoder_fraction)
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + int(group.id[1:]))
     group.stored = fit_autoencoder(
         rows,
         group.latent,
-        group.width,
+        group.hidden,
         config.steps,
         config.learning_rate,
-        config.cosine_weight,
-        config.rmse_weight,
+        config.loss,
         generator,
         progress,
     )
@@ -315,8 +314,10 @@ def load_compressed(
         model_type = base.pop("model_type")
         groups = manifest["groups"]
         raw_spec = manifest["raw"]
-    except (KeyError, TypeError) as error:
+        version = int(manifest["format"])
+    except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{folder}: not a compressed-weights folder ({error!r} missing)") from error
+    _check_format(version, groups, folder)
     try:
         # fresh, aligned copies: BLAS kernels then take the same path as at compression time
         tensors = {k: v.clone() for k, v in load_file(str(contained_file(folder, WEIGHTS_NAME))).items()}
@@ -359,6 +360,18 @@ def load_compressed(
     return model.eval()
 
 
+def _check_format(version: int, groups: list, folder: Path) -> None:
+    """Format 1 differs only in its autoencoder (an encoder-trained MLP decoder): its SVD groups
+    load as before, its autoencoder groups cannot be decoded by this version."""
+    if version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(f"{folder}: format {version} is not one this hf_modular reads (1 to {FORMAT_VERSION})")
+    if version == 1 and any(isinstance(g, dict) and g.get("coder") == "autoencoder" for g in groups):
+        raise CheckpointError(
+            f"{folder}: its autoencoder codes are format 1 (hf_modular before the residual autoencoder); "
+            "compress the original model again with this version"
+        )
+
+
 def _group_from_manifest(spec: dict, tensors: dict[str, torch.Tensor], folder: Path) -> Group:
     try:
         members = spec["members"]
@@ -370,7 +383,7 @@ def _group_from_manifest(spec: dict, tensors: dict[str, torch.Tensor], folder: P
             shapes=[list(m["shape"]) for m in members],
             dtypes=[m["dtype"] for m in members],
             latent=int(spec["latent"]),
-            width=int(spec["width"]),
+            hidden=int(spec.get("hidden", 0)),
             rank=int(spec["rank"]),
         )
         for key, shape in spec["tensors"].items():
