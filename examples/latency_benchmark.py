@@ -127,18 +127,23 @@ def main() -> None:
     print(markdown)
 
 
-def measure_shape(shape: str, cells: Cells, repeats: int, caches: list[str], tokens_list: list[int]) -> dict:
-    """Every (cache, tokens) setting of one shape, each timed (or read from the cache) as one cell."""
-    built: dict = {}
-    vocab = SHAPES[shape]().vocab_size
+def source_batches(shape: str) -> dict[int, dict[str, torch.Tensor]]:
+    """Batch size -> random source tokens (seeded), the same for every row and setting."""
     generator = torch.Generator().manual_seed(0)
-    batches = {
+    vocab = SHAPES[shape]().vocab_size
+    return {
         b: {
             "input_ids": torch.randint(4, vocab, (b, SOURCE_TOKENS), generator=generator),
             "attention_mask": torch.ones(b, SOURCE_TOKENS, dtype=torch.long),
         }
         for b in (1, 16)
     }
+
+
+def measure_shape(shape: str, cells: Cells, repeats: int, caches: list[str], tokens_list: list[int]) -> dict:
+    """Every (cache, tokens) setting of one shape, each timed (or read from the cache) as one cell."""
+    built: dict = {}
+    batches = source_batches(shape)
 
     def timed(cache: str, tokens: int) -> dict:
         if not built:  # the models are built once per shape, and only when a setting is not cached
@@ -200,14 +205,8 @@ def profile_split(model, batch: dict, tokens: int) -> dict[str, float]:
 def profile_rows() -> dict:
     shape, names, tokens = PROFILED
     models, _ = contenders(shape)
-    vocab = SHAPES[shape]().vocab_size
-    generator = torch.Generator().manual_seed(0)
     split = {}
-    for batch_size in (1, 16):
-        batch = {
-            "input_ids": torch.randint(4, vocab, (batch_size, SOURCE_TOKENS), generator=generator),
-            "attention_mask": torch.ones(batch_size, SOURCE_TOKENS, dtype=torch.long),
-        }
+    for batch_size, batch in source_batches(shape).items():
         for name in names:
             split[f"{name} @{batch_size}"] = profile_split(models[name](), batch, tokens)
     return split
