@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/offline"))
     parser.add_argument("--artifact-root", type=Path, default=Path("runs/g2p/bench/full"))
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument(
+        "--cached-only", action="store_true", help="render what is cached; rows not yet measured say so"
+    )
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(args.threads, os.cpu_count() or 1)))
     ratios = [float(r) for r in args.ratios.split(",")]
@@ -71,6 +74,8 @@ def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> st
             return {**_measure(result.model, test), "report": {**_summary(result.report), "relative_error": error}}
 
         key = f"{base_name}/{target}/{method}/{mode}/{ratio:g}" + (f"/steps{args.steps}" if settings else "")
+        if args.cached_only and key not in cells.rows:
+            return None
         return cells.get(key, run)
 
     plain = {name: cells.get(f"{name}/none", lambda b=base: _measure(b, test)) for name, base in bases.items()}
@@ -139,6 +144,9 @@ def render_family(family: str, plain: dict, published: list, every: list, args: 
                 continue
             ae = rows["autoencoder joint"]
             svd = [rows["svd joint"], rows["svd per_matrix"]]
+            if ae is None or None in svd:
+                lines.append(f"| {TYPES[kind]} | {ratio:g}x | not measured | | | | | |")
+                continue
             best_per = min(r["PER"] for r in svd)
             best_error = min(r["report"]["relative_error"] for r in svd)
             error = ae["report"]["relative_error"]
@@ -156,6 +164,9 @@ def _table(first: str, rows: list) -> list[str]:
         "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for name, ratio, coder, row in rows:
+        if row is None:
+            lines.append(f"| {name} | {ratio} | {coder} | not measured (run without --cached-only) | | | | |")
+            continue
         report = row["report"]
         lines.append(
             f"| {name} | {ratio} | {coder} | {report['ratio']:.2f}x | {report['relative_error']:.3f} | "
