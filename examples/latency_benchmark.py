@@ -215,6 +215,7 @@ def profile_rows() -> dict:
 def render_profile(split: dict) -> str:
     shape, _, tokens = PROFILED
     lines = [
+        "",
         f"### Where the time goes ({shape}, {tokens} new tokens, torch.profiler)",
         "",
         "One profiled greedy decode after a warm-up: CPU time inside the encoder (runs once), the decoder stack "
@@ -301,18 +302,19 @@ def targets(results: dict) -> list[str]:
                 )
                 goal = f"t5-base @16, 128 tokens: decoder 1/{k} >= {0.9 * k:.1f}x"
                 lines.append(f"| {goal} | {speed:.2f}x | {bound:.2f}x | {_met(speed >= 0.9 * k)} |")
-    worst = max(
-        (
-            abs(row["16"] / rs["16"] - 1)
-            for rows in results.values()
-            for name, row in rows.items()
-            if not name.startswith("stock") and (rs := rows.get(f"stock {row['depths'][0]}+{row['depths'][1]}"))
-        ),
-        default=None,
-    )
-    if worst is not None:
+    gaps, floor = [], []
+    for rows in results.values():
+        for name, row in rows.items():
+            stock = rows.get(f"stock {row['depths'][0]}+{row['depths'][1]}")
+            if stock is not None and not name.startswith("stock"):
+                gaps.append(abs(row["16"] / stock["16"] - 1))
+        twins = [r for n, r in rows.items() if not n.startswith("stock") and n != "teacher"]
+        for i, a in enumerate(twins):  # two models of the same depths: what the timing noise alone gives
+            floor += [abs(a["16"] / b["16"] - 1) for b in twins[i + 1 :] if a["depths"] == b["depths"]]
+    if gaps:
         goal = "every assembly vs the stock model of its depths, @16: within 3%"
-        lines.append(f"| {goal} | worst {worst:.1%} | | {_met(worst <= 0.03)} |")
+        noise = f"; two models of the same depths differ by up to {max(floor):.1%}" if floor else ""
+        lines.append(f"| {goal} | worst {max(gaps):.1%}{noise} | | {_met(max(gaps) <= 0.03)} |")
     return lines
 
 
