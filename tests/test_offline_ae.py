@@ -176,3 +176,15 @@ def test_format_one_folders_load_their_svd_codes_and_refuse_their_autoencoder_co
         else:
             with pytest.raises(CheckpointError, match="format 1"):
                 AutoModelForSeq2SeqLM.from_pretrained(folder)
+
+
+def test_an_autoencoder_group_missing_a_decoder_tensor_is_a_checkpoint_error(tmp_path):
+    teacher = tiny_teacher("bart")
+    folder = offline_ae.compress(teacher, ratio=2, targets=["q"], **FAST).save_pretrained(tmp_path / "out")
+    manifest_path = folder / MANIFEST_NAME
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["groups"][0]["tensors"]["hidden.bias"]  # the manifest no longer lists it
+    manifest_path.write_text(json.dumps(manifest))
+    (folder / "hf_modular_manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="does not decode"):
+        AutoModelForSeq2SeqLM.from_pretrained(folder)

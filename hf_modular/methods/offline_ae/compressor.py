@@ -331,8 +331,8 @@ def load_compressed(
         group = _group_from_manifest(spec, tensors, folder)
         try:
             rows, start = group.decode(), 0
-        except RuntimeError as error:
-            raise CheckpointError(f"{folder}: group {group.id} does not decode: {error}") from error
+        except (RuntimeError, KeyError) as error:  # a code tensor missing or of the wrong shape
+            raise CheckpointError(f"{folder}: group {group.id} does not decode: {error!r}") from error
         for name, (count, _) in zip(group.members, group.shapes, strict=True):
             rebuilt[name] = rows[start : start + count]
             start += count
