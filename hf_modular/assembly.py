@@ -4,10 +4,11 @@ A spec is ``None`` (the whole artifact, run as the teacher), ``"Nx"`` (a target 
 ratio, fractional allowed), or an explicit plan ``{"encoder": [...], "decoder": [...]}``.
 For ``"Nx"`` a strategy chooses a plan:
 
-- ``measured``: of every plan whose quality was measured on held-out data
+- ``measured``: of the plans whose quality was measured on held-out data
   (``hf_modular.calibration.measure_plans``, stored in ``config.plan_scores``), the best one whose
-  ratio is at least N (within 5%). A plan that a smaller, better plan dominates is never chosen,
-  so asking for a larger model never gives a worse one.
+  ratio is at least N (within 5%), taken from the table's served front when it marks one (a
+  larger plan is on the front only when it beats every smaller front plan by more than the
+  measurement noise). Asking for a larger model never gives a worse measured plan.
 - ``size-first``: among the plans within 5% of N, compress both stacks by the same fraction,
   then closest ratio.
 - ``speed-first``: among the plans within 5% of N, the shallowest decoder (it runs once per
@@ -191,14 +192,17 @@ class PlanSpace:
         )
 
     def _measured(self, spec: str, ratio: float, scores: Mapping[str, Any]) -> PlanChoice:
-        """The best measured plan whose ratio is at least ``ratio`` (within the tolerance)."""
+        """The best measured plan whose ratio is at least ``ratio`` (within the tolerance); when the
+        table marks a served front (``measure_plans``), only front plans are served."""
         if not scores:
             raise AssemblyError(
                 f"assemble={spec!r} with strategy 'measured' needs measured plan qualities "
                 f"(config.plan_scores); run hf_modular.measure_plans(...) or trainer.measure_plans() first"
             )
         floor = ratio * (1.0 - RATIO_TOLERANCE)
-        measured = [(entry["score"], self.resolve(dict(entry["plan"]))) for entry in scores["plans"]]
+        entries = scores["plans"]
+        on_front = [entry for entry in entries if entry.get("front")]
+        measured = [(entry["score"], self.resolve(dict(entry["plan"]))) for entry in (on_front or entries)]
         eligible = [(score, -self.plan_ratio(plan), plan) for score, plan in measured if self.plan_ratio(plan) >= floor]
         if not eligible:
             best = max((self.plan_ratio(plan) for _, plan in measured), default=1.0)
@@ -209,9 +213,15 @@ class PlanSpace:
         score, _, plan = min(eligible, key=lambda e: (e[0], e[1]))
         metric, examples = scores.get("metric", "score"), scores.get("examples")
         on = f" on {examples} held-out examples" if examples else ""
+        rule = f"the best of {len(eligible)} measured plans with ratio >= {format_ratio(floor)}"
+        if on_front:
+            tolerance = scores.get("tolerance_se", 0)
+            rule = (
+                f"the front plan with the smallest ratio >= {format_ratio(floor)} (a larger plan joins the front "
+                f"only when better by > {tolerance:g} paired standard errors)"
+            )
         return PlanChoice(
             plan,
             "measured",
-            f"measured: the best of {len(eligible)} measured plans with ratio >= {format_ratio(floor)} "
-            f"({metric} {score:.4g}{on}); ratio {format_ratio(self.plan_ratio(plan))}",
+            f"measured: {rule} ({metric} {score:.4g}{on}); ratio {format_ratio(self.plan_ratio(plan))}",
         )

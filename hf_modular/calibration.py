@@ -5,9 +5,13 @@ matters), and after one training phase a plan can even be worse than a smaller o
 needs no labels: the teacher (the identity plan) greedily decodes the sample, and each plan is
 scored by KL(teacher || plan) per decoded token on those decoder inputs.
 
-- ``measure_plans`` scores every reachable plan and stores the table in ``config.plan_scores``;
-  with it, ``assemble="Nx"`` serves the best measured plan whose ratio is at least N (the
-  ``measured`` strategy, the default when a table is present).
+- ``measure_plans`` scores every reachable plan and stores the table in ``config.plan_scores``,
+  with the served front: walking from the smallest model up, a larger plan joins the front only
+  when it is better than the front's last plan by more than ``tolerance_se`` paired standard
+  errors of the difference (from the per-example errors). ``assemble="Nx"`` then serves the
+  front plan with the smallest ratio at least N (the ``measured`` strategy, the default when a
+  table is present): a larger size is never served a worse plan, and a bigger plan is not
+  served for a gain the held-out sample cannot tell from noise.
 - ``calibrate_assembly`` stores one winner per requested ratio in ``config.calibrated_plans``
   (the ``calibrated`` strategy).
 """
@@ -15,8 +19,9 @@ scored by KL(teacher || plan) per decoded token on those decoder inputs.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -25,8 +30,8 @@ from tqdm.auto import tqdm
 from .assembly import format_ratio, parse_ratio
 from .errors import ConfigError, DataError
 from .evaluation import decode_length, special_token_ids, token_lists
-from .losses import logit_kd_sum
-from .metrics import sequence_metrics
+from .losses import logit_kd_rows
+from .metrics import edit_distance
 from .modeling_modular import ModularModelMixin
 from .plan import STACKS, Plan
 
@@ -40,19 +45,71 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class ExampleErrors:
+    """One plan's per-example error (``errors[i]`` over ``weights[i]`` reference tokens); its score
+    is ``scale * sum(errors) / sum(weights)``, a ratio estimate whose noise the examples give."""
+
+    errors: tuple[float, ...]
+    weights: tuple[float, ...]
+    scale: float
+
+    @property
+    def score(self) -> float:
+        return self.scale * sum(self.errors) / max(sum(self.weights), 1e-12)
+
+    def subset(self, rows: Sequence[int]) -> ExampleErrors:
+        return ExampleErrors(tuple(self.errors[i] for i in rows), tuple(self.weights[i] for i in rows), self.scale)
+
+    def difference_se(self, other: ExampleErrors) -> float:
+        """Standard error of ``self.score - other.score`` on the same examples (paired, delta method)."""
+        total, n = sum(self.weights), len(self.weights)
+        if n < 2 or total <= 0:
+            return 0.0
+        diffs = [a - b for a, b in zip(self.errors, other.errors, strict=True)]
+        rate = sum(diffs) / total
+        spread = sum((d - rate * w) ** 2 for d, w in zip(diffs, self.weights, strict=True))
+        return self.scale * math.sqrt(spread * n / (n - 1)) / total
+
+
+def served_front(plans: Sequence[tuple[float, ExampleErrors]], tolerance_se: float) -> list[int]:
+    """Indexes of the front among ``(ratio, errors)`` plans: from the largest ratio down, a plan joins
+    when it beats the last front plan by more than ``tolerance_se`` paired standard errors."""
+    order = sorted(range(len(plans)), key=lambda i: (-plans[i][0], plans[i][1].score))
+    front: list[int] = []
+    for i in order:
+        if not front:
+            front.append(i)
+            continue
+        last = plans[front[-1]][1]
+        gain = last.score - plans[i][1].score
+        if gain > 0 and gain > tolerance_se * plans[i][1].difference_se(last):
+            front.append(i)
+    return front
+
+
+@dataclass(frozen=True)
 class PlanScores:
-    """Measured plans, lower score is better (``metric`` per decoded token on ``examples`` rows)."""
+    """Measured plans, lower score is better (``metric`` per decoded token on ``examples`` rows);
+    ``front`` indexes the served plans, ``per_example`` (not stored) the errors behind each score."""
 
     metric: str
     examples: int
     plans: list[tuple[Plan, float]]
+    front: list[int] = field(default_factory=list)
+    tolerance_se: float = 0.0
+    per_example: list[ExampleErrors] = field(default_factory=list, repr=False)
 
     def to_config(self) -> dict[str, Any]:
         """The ``config.plan_scores`` form."""
+        front = set(self.front)
         return {
             "metric": self.metric,
             "examples": self.examples,
-            "plans": [{"plan": plan.to_json(), "score": round(score, 6)} for plan, score in self.plans],
+            "tolerance_se": self.tolerance_se,
+            "plans": [
+                {"plan": plan.to_json(), "score": round(score, 6), **({"front": True} if i in front else {})}
+                for i, (plan, score) in enumerate(self.plans)
+            ],
         }
 
 
@@ -66,6 +123,7 @@ def measure_plans(
     metric: str = "token_error",
     max_plans: int = 1024,
     max_new_tokens: int | None = None,
+    tolerance_se: float = 1.0,
     progress: bool = True,
 ) -> PlanScores:
     """Score every reachable plan on held-out ``batches`` and store the table in the config.
@@ -76,10 +134,14 @@ def measure_plans(
     about 10x cheaper (no decoding per plan) but a looser proxy: on G2P it ranked a 6+3 plan above
     a 3+3 one whose test error was 0.5 points lower. When the model offers more than ``max_plans``
     plans, each size keeps its most even tilings first. Afterwards ``assemble="Nx"`` (strategy
-    ``auto`` or ``measured``) serves the best measured plan whose ratio is at least N.
+    ``auto`` or ``measured``) serves the front plan with the smallest ratio at least N; the front
+    admits a larger plan only when it is better by more than ``tolerance_se`` paired standard
+    errors (``0``: any gain; the G2P benchmark chose ``1.0`` on dev words, docs/g2p.md).
     """
     if metric not in PLAN_METRICS:
         raise ConfigError(f"metric={metric!r} is not one of {list(PLAN_METRICS)}")
+    if not isinstance(tolerance_se, (int, float)) or isinstance(tolerance_se, bool) or not 0 <= tolerance_se < 1e6:
+        raise ConfigError(f"tolerance_se={tolerance_se!r} must be a number >= 0 (standard errors)")
     if not isinstance(max_plans, int) or isinstance(max_plans, bool) or max_plans < 1:
         raise ConfigError(f"max_plans={max_plans!r} must be a positive integer")
     batches = list(batches)
@@ -91,8 +153,12 @@ def measure_plans(
         length = max_new_tokens or decode_length(model, batches)
         references = [_teacher_reference(model, batch, length) for batch in batches]
         score = _teacher_kl if metric == "teacher_kl" else _token_error
-        scored = [(plan, score(model, plan, references)) for plan in tqdm(plans, disable=not progress, desc="plans")]
-    scores = PlanScores(metric, sum(int(r["inputs"]["input_ids"].shape[0]) for r in references), scored)
+        errors = [score(model, plan, references) for plan in tqdm(plans, disable=not progress, desc="plans")]
+    space = model.plan_space
+    front = served_front([(space.plan_ratio(p), e) for p, e in zip(plans, errors, strict=True)], tolerance_se)
+    examples = sum(int(r["inputs"]["input_ids"].shape[0]) for r in references)
+    scored = [(plan, e.score) for plan, e in zip(plans, errors, strict=True)]
+    scores = PlanScores(metric, examples, scored, sorted(front), float(tolerance_se), errors)
     model.config.plan_scores = scores.to_config()
     model.plan_choice = model.choose_plan(model.config.assemble)
     return scores
@@ -120,7 +186,7 @@ def calibrate_assembly(
             ratio = parse_ratio(spec)
             model.resolve_plan(spec, "size-first")  # raises the clear error for unreachable ratios
             candidates = list(itertools.islice(_candidate_plans(model, ratio), max_candidates))
-            scored = [(_teacher_kl(model, plan, references), i, plan) for i, plan in enumerate(candidates)]
+            scored = [(_teacher_kl(model, plan, references).score, i, plan) for i, plan in enumerate(candidates)]
             kl, _, best = min(scored)
             key = format_ratio(ratio)
             model.config.calibrated_plans = {**(model.config.calibrated_plans or {}), key: best.to_json()}
@@ -164,21 +230,25 @@ def _teacher_reference(model: ModularModelMixin, batch: dict[str, Any], max_new_
     }
 
 
-def _token_error(model: ModularModelMixin, plan: Plan, references: list[dict[str, Any]]) -> float:
+def _token_error(model: ModularModelMixin, plan: Plan, references: list[dict[str, Any]]) -> ExampleErrors:
+    """Per example: the token edit distance of the plan's greedy decode to the reference (TokER %)."""
     model.set_plan(plan)
-    predictions, targets = [], []
+    errors, weights = [], []
     for ref in references:
         decoded = model.generate(**ref["inputs"], do_sample=False, num_beams=1, max_new_tokens=ref["length"])
-        predictions += token_lists(decoded, special_token_ids(model))
-        targets += ref["targets"]
-    return sequence_metrics(predictions, targets)["TokER"]
+        for prediction, target in zip(token_lists(decoded, special_token_ids(model)), ref["targets"], strict=True):
+            errors.append(float(edit_distance(prediction, target)))
+            weights.append(float(len(target)))
+    return ExampleErrors(tuple(errors), tuple(weights), 100.0)
 
 
-def _teacher_kl(model: ModularModelMixin, plan: Plan, references: list[dict[str, Any]]) -> float:
+def _teacher_kl(model: ModularModelMixin, plan: Plan, references: list[dict[str, Any]]) -> ExampleErrors:
+    """Per example: KL(teacher || plan) summed over the teacher's decoded tokens."""
     model.set_plan(plan)
-    total, count = 0.0, 0
+    errors, weights = [], []
     for ref in references:
         logits = model(**ref["inputs"], decoder_input_ids=ref["decoder_input_ids"]).logits
-        total += logit_kd_sum(logits, ref["logits"], ref["mask"], temperature=1.0).item()
-        count += int(ref["mask"].sum())
-    return total / max(count, 1)
+        rows = logit_kd_rows(logits, ref["logits"], ref["mask"], temperature=1.0)
+        errors += rows.tolist()
+        weights += ref["mask"].sum(dim=1).float().tolist()
+    return ExampleErrors(tuple(errors), tuple(weights), 1.0)

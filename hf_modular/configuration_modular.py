@@ -142,7 +142,8 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
         or "calibrated" (see ``hf_modular.assembly``).
     calibrated_plans: ``{"3x": plan, ...}`` chosen on data by ``calibrate_assembly``.
     plan_scores: the measured quality of every plan (``measure_plans``): ``{"metric": ...,
-        "examples": n, "plans": [{"plan": plan dict, "score": lower is better}, ...]}``.
+        "examples": n, "tolerance_se": z, "plans": [{"plan": plan dict, "score": lower is better,
+        "front": true on the served front}, ...]}``.
     teacher_name_or_path: where the teacher came from (for model cards).
     """
 
@@ -269,10 +270,12 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
                     and isinstance(e.get("score"), (int, float))
                     and not isinstance(e.get("score"), bool)
                     and math.isfinite(e["score"])
+                    and isinstance(e.get("front", False), bool)
                     for e in entries
                 )
             ):
                 raise ConfigError(
                     "plan_scores must be {'metric': str, 'examples': int, 'plans': [{'plan': plan dict, 'score': "
-                    f"finite number}}, ...]}} (written by measure_plans), got {str(scores)[:200]}"
+                    "finite number, 'front': optional bool}, ...]} (written by measure_plans), "
+                    f"got {str(scores)[:200]}"
                 )

@@ -16,14 +16,22 @@ def cross_entropy_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return F.cross_entropy(logits.flatten(0, -2).float(), labels.flatten(), ignore_index=-100, reduction="sum")
 
 
-def logit_kd_sum(
+def logit_kd_rows(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """KL(teacher || student) at temperature T, times T^2 (Hinton et al.), summed over masked positions."""
+    """KL(teacher || student) at temperature T, times T^2 (Hinton et al.), summed over each row's
+    masked positions (one value per sequence)."""
     log_p_student = F.log_softmax(student_logits.float() / temperature, dim=-1)
     log_p_teacher = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
     kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(-1)
-    return (kl * mask).sum() * temperature**2
+    return (kl * mask).sum(-1) * temperature**2
+
+
+def logit_kd_sum(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """``logit_kd_rows`` summed over the batch."""
+    return logit_kd_rows(student_logits, teacher_logits, mask, temperature).sum()
 
 
 def hidden_mse_sum(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM
@@ -15,7 +18,7 @@ from hf_modular import (
     calibrate_assembly,
     evaluate_assemblies,
 )
-from hf_modular.calibration import _teacher_kl, _teacher_reference
+from hf_modular.calibration import ExampleErrors, PlanScores, _teacher_kl, _teacher_reference, served_front
 from hf_modular.evaluation import interleaved_decode_latency, timing_batches
 from tests.conftest import copy_task, modular_model, pad_collator, sample_inputs
 from tests.test_trainer import training_args
@@ -40,7 +43,7 @@ def test_calibration_picks_the_lowest_kl_plan_and_is_reproducible(family, tmp_pa
         # no worse than the deterministic strategies' plans (which are among the candidates)
         for strategy in ("size-first", "speed-first"):
             other = model.resolve_plan(result.ratio, strategy)
-            assert result.kl <= _teacher_kl(model, other, references) + 1e-6
+            assert result.kl <= _teacher_kl(model, other, references).score + 1e-6
         assert model.resolve_plan(result.ratio, "calibrated") == result.plan
     model.set_plan(model.resolve_plan(None))
     model.save_pretrained(tmp_path)
@@ -180,7 +183,7 @@ def test_measure_plans_scores_every_reachable_plan_and_serves_the_front(family, 
     references = [_teacher_reference(model, b, length) for b in data]
     for plan, score in scores.plans[:: len(scores.plans) // 5]:
         if metric == "teacher_kl":  # the plan's teacher-KL on those batches
-            expected = _teacher_kl(model, plan, references)
+            expected = _teacher_kl(model, plan, references).score
         else:  # the token error of the plan's own greedy decodes against the labels, computed here
             model.set_plan(plan)
             special = special_token_ids(model)
@@ -194,21 +197,43 @@ def test_measure_plans_scores_every_reachable_plan_and_serves_the_front(family, 
             expected = sequence_metrics(predictions, targets)["TokER"]
         assert score == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
-    space, served = model.plan_space, []
-    for ratio in model.reachable_ratios():
-        if ratio <= 1.0:
-            continue
-        spec = f"{ratio}x"
-        plan = model.resolve_plan(spec)  # strategy "auto" -> "measured" now that a table exists
-        eligible = [(s, p) for p, s in scores.plans if space.plan_ratio(p) >= ratio * (1 - RATIO_TOLERANCE)]
-        assert min(s for s, _ in eligible) == dict((p, s) for p, s in scores.plans)[plan]
-        served.append(dict((p, s) for p, s in scores.plans)[plan])
-    assert served == sorted(served), "asking for a larger model never gives a worse measured plan"
+    assert [e.score for e in scores.per_example] == pytest.approx([s for _, s in scores.plans])
+    space = model.plan_space
+    index = {plan: i for i, (plan, _) in enumerate(scores.plans)}
+
+    def served_for(table: PlanScores) -> list[int]:
+        model.config.plan_scores = table.to_config()
+        served = []
+        for ratio in model.reachable_ratios():
+            if ratio > 1.0:
+                plan = model.resolve_plan(f"{ratio}x")  # strategy "auto" -> "measured" now that a table exists
+                eligible = [i for p, i in index.items() if space.plan_ratio(p) >= ratio * (1 - RATIO_TOLERANCE)]
+                served.append((index[plan], eligible))
+        return served
+
+    # tolerance 0: the best measured plan at least that small, whatever the noise
+    exact = served_front([(space.plan_ratio(p), e) for p, e in zip(index, scores.per_example, strict=True)], 0.0)
+    served = served_for(dataclasses.replace(scores, front=exact, tolerance_se=0.0))
+    for i, eligible in served:
+        assert scores.plans[i][1] == min(scores.plans[j][1] for j in eligible)
+    assert [scores.plans[i][1] for i, _ in served] == sorted(scores.plans[i][1] for i, _ in served)
+    # the default tolerance (1 paired SE): a front plan, never worse than a smaller served one, and
+    # within the noise of the best eligible plan
+    served = served_for(scores)
+    assert scores.tolerance_se == 1.0
+    values = [scores.plans[i][1] for i, _ in served]
+    assert values == sorted(values), "asking for a larger model never gives a worse measured plan"
+    for i, eligible in served:
+        assert i in scores.front
+        best = min(eligible, key=lambda j: scores.plans[j][1])
+        noise = max(scores.per_example[best].difference_se(scores.per_example[j]) for j in scores.front)
+        assert scores.plans[i][1] <= scores.plans[best][1] + noise + 1e-9
+    model.config.plan_scores = scores.to_config()
     # the explicit strategies stay available
     assert {spec: model.resolve_plan(spec, "size-first") for spec in size_first} == size_first
     model.assemble("2x")
     report = model.compression_report()
-    assert report.choice.startswith("measured: the best of") and metric in report.choice
+    assert report.choice.startswith("measured: the front plan") and metric in report.choice
     assert "chosen by measured" in report.to_markdown() and report.to_dict()["choice"] == report.choice
 
     # the table travels with the artifact: a sparse load serves the same plan
@@ -217,6 +242,21 @@ def test_measure_plans_scores_every_reachable_plan_and_serves_the_front(family, 
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "artifact", assemble="2x")
     assert loaded.config.hf_modular["plan"] == model.resolve_plan("2x").to_json()
     assert loaded.config.hf_modular["choice"] == model.choose_plan("2x").reason
+
+
+def test_paired_standard_error_and_the_served_front():
+    # two plans on four examples of 10 tokens each: differences 1, 1, 3, 3 edits -> 20% of 40 tokens
+    small = ExampleErrors((4.0, 2.0, 6.0, 4.0), (10.0,) * 4, 100.0)
+    large = ExampleErrors((3.0, 1.0, 3.0, 1.0), (10.0,) * 4, 100.0)
+    assert small.score == pytest.approx(40.0) and large.score == pytest.approx(20.0)
+    # residuals of the differences from 2 edits per example: -1, -1, 1, 1 -> sqrt(4 * 4/3) / 40
+    assert small.difference_se(large) == pytest.approx(100 * math.sqrt(4 * 4 / 3) / 40)
+    assert small.subset([0, 1]).score == pytest.approx(30.0)
+    # a larger plan better by 20 points with SE 5.77 joins the front at 1 and 3 SE, not at 4
+    plans = [(3.0, small), (2.0, large), (1.5, ExampleErrors((4.0, 2.0, 6.0, 4.0), (10.0,) * 4, 100.0))]
+    assert served_front(plans, 0.0) == [0, 1]  # an equal larger plan never joins
+    assert served_front(plans, 3.0) == [0, 1]
+    assert served_front(plans, 4.0) == [0]
 
 
 def test_without_a_measured_table_the_strategies_are_unchanged(family):

@@ -19,6 +19,7 @@ where it stopped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -39,6 +40,7 @@ from transformers import AutoModelForSeq2SeqLM, TrainerCallback
 from hf_modular import CompressionTrainer, Plan, measure_model, measure_plans
 from hf_modular.arch import adapter_for
 from hf_modular.assembly import format_ratio, parse_ratio
+from hf_modular.calibration import PlanScores, served_front
 from hf_modular.evaluation import interleaved_decode_latency, timing_batches
 from hf_modular.shrink import alternating_layers, shrink_model
 from hf_modular.training import last_complete_checkpoint
@@ -65,9 +67,49 @@ FRONT_METRIC = "token_error"  # what the served front is ranked by (docs/g2p.md:
 
 
 def front_words(family: str) -> G2PDataset:
-    """The dev words every plan is measured on for the served front: the first 1,000 (never test)."""
+    """The dev words every plan is measured on for the served front: all 2,000 (never test)."""
     _, tokenizer = load_teacher(family)
-    return G2PDataset(split()["dev"][:1000], tokenizer)
+    return G2PDataset(split()["dev"], tokenizer)
+
+
+TOLERANCES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # paired standard errors a larger plan must win by
+
+
+def choose_tolerance(model, scores: PlanScores, ratios: list[str]) -> dict:
+    """The front's noise tolerance, chosen on dev words only: for each candidate, the front is built on
+    one half of the dev words and the sizes it serves are scored on the other half (both ways round);
+    the smallest tolerance with the fewest front violations on the held-out halves wins."""
+    count = len(scores.per_example[0].errors)
+    halves = (list(range(0, count, 2)), list(range(1, count, 2)))
+    table = []
+    for tolerance in TOLERANCES:
+        violations, served = 0, []
+        for fit, check in (halves, halves[::-1]):
+            rows = served_on_half(model, scores, tolerance, fit, check, ratios)
+            violations += len(front_violations(rows))
+            served += [row["PER"] for row in rows]
+        table.append({"tolerance_se": tolerance, "violations": violations, "mean_PER": statistics.mean(served)})
+    fewest = min(row["violations"] for row in table)
+    return {"chosen": next(r["tolerance_se"] for r in table if r["violations"] == fewest), "table": table}
+
+
+def served_on_half(model, scores: PlanScores, tolerance: float, fit: list[int], check: list[int], ratios) -> list:
+    """The sizes a front built on dev rows ``fit`` serves, each with its PER on dev rows ``check``."""
+    space = model.plan_space
+    fitted = [e.subset(fit) for e in scores.per_example]
+    front = set(
+        served_front([(space.plan_ratio(p), e) for (p, _), e in zip(scores.plans, fitted, strict=True)], tolerance)
+    )
+    table = {
+        "metric": scores.metric,
+        "plans": [
+            {"plan": plan.to_json(), "score": e.score, "front": i in front}
+            for i, ((plan, _), e) in enumerate(zip(scores.plans, fitted, strict=True))
+        ],
+    }
+    index = {plan: i for i, (plan, _) in enumerate(scores.plans)}
+    served = {spec: index[space.resolve(spec, "measured", scores=table)] for spec in ratios}
+    return [{"ratio": spec, "PER": scores.per_example[i].subset(check).score} for spec, i in served.items()]
 
 
 def setup(family: str, eval_words: int, threads: int = 2):
@@ -237,12 +279,27 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
         f"{family}/modular/train",
         lambda: train(model, run_dir / "modular", args.modular_steps, train_set, **MODULAR_RECIPE),
     )
-    scores = model.config.plan_scores
-    if scores is None or scores.get("metric") != FRONT_METRIC:  # the quality front, on DEV words (never test)
-        batches = list(DataLoader(front_words(family), batch_size=250, collate_fn=collate))
-        measure_plans(model, batches, metric=FRONT_METRIC)
-        model.save_pretrained(artifact)
     ratios = args.ratios or [format_ratio(r) for r in model.reachable_ratios() if r > 1]
+    stored, words = model.config.plan_scores, front_words(family)
+    if (  # the quality front, on DEV words (never test)
+        stored is None
+        or stored.get("metric") != FRONT_METRIC
+        or stored.get("examples") != len(words)
+        or f"{family}/modular/tolerance" not in cells.rows
+    ):
+        batches = list(DataLoader(words, batch_size=250, collate_fn=collate))
+        scores = measure_plans(model, batches, metric=FRONT_METRIC)
+        choice = choose_tolerance(model, scores, [format_ratio(r) for r in model.reachable_ratios() if r > 1])
+        front = served_front(
+            [(model.plan_space.plan_ratio(p), e) for (p, _), e in zip(scores.plans, scores.per_example, strict=True)],
+            choice["chosen"],
+        )
+        model.config.plan_scores = dataclasses.replace(
+            scores, front=sorted(front), tolerance_se=choice["chosen"]
+        ).to_config()
+        model.save_pretrained(artifact)
+        cells.rows.pop(f"{family}/modular/tolerance", None)
+        cells.get(f"{family}/modular/tolerance", lambda: choice)
 
     def scored(plan: Plan) -> dict:
         """One plan's quality, as users load it: a stock model of the plan, read from the artifact."""
@@ -284,6 +341,7 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
     keep = {spec: baseline_layers(model, spec)[0] for spec in args.sft_ratios}
     costs = cells.get(f"{family}/costs", partial(interleaved_costs, family, args, keep, train_set))
     rows[f"{family}/teacher"]["costs"] = costs  # carried to the targets table
+    rows[f"{family}/teacher"]["tolerance"] = cells.rows[f"{family}/modular/tolerance"]
     return list(with_latency(cells, f"{family}/latency", rows, contenders, test).values())
 
 
@@ -305,10 +363,12 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
         f"words. Training: {args.steps} steps of batch 64 for EACH shrink-and-fine-tune (SFT) student,",
         f"{args.modular_steps} steps of batch 64 for the ONE modular phase (`MODULAR_RECIPE`: every batch trains "
         "every granularity, 2x, 3x and 6x modules, sharing one teacher forward). After training, every plan's",
-        f"token error is measured on the first 1,000 dev words (`measure_plans(metric={FRONT_METRIC!r})`: greedy "
+        f"token error is measured on all 2,000 dev words (`measure_plans(metric={FRONT_METRIC!r})`: greedy "
         "decodes against the references), and each ratio is served the way users get it",
-        "(`from_pretrained(artifact, assemble=ratio)`, strategy `auto` = `measured`: the best measured plan at least",
-        "that small), as a stock model. Latency: greedy decodes of a fixed",
+        "(`from_pretrained(artifact, assemble=ratio)`, strategy `auto` = `measured`: the front plan with the "
+        "smallest ratio at least that small,",
+        "where a larger plan joins the front only when it beats the smaller one by more than the noise tolerance "
+        "chosen on dev words, below), as a stock model. Latency: greedy decodes of a fixed",
         f"{MAX_NEW_TOKENS} tokens on this machine's CPU ({os.cpu_count()} cores, torch on {args.threads} thread(s)), "
         "every timed row and the teacher "
         f"together at the end of the run in {LATENCY_REPEATS} interleaved rounds (median).",
@@ -337,6 +397,19 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
         lines.append("")
         notes = dict.fromkeys(row["note"] for row in rows if "note" in row)  # remarks kept in the cells
         lines += [f"Note: {note}" for note in notes] + ([""] if notes else [])
+        tolerance = teacher.get("tolerance")
+        if tolerance:
+            lines += [
+                f"The front's noise tolerance, chosen on dev words only (`choose_tolerance`: the front built on one "
+                f"half of the 2,000 dev words, the {len(tolerance['table'])} candidates scored by the front "
+                "violations and mean PER of the served sizes on the other half, both ways round; the smallest "
+                f"tolerance with the fewest violations wins): **{tolerance['chosen']:g} paired standard errors**.",
+                "",
+                "| tolerance (paired SE) | violations on the held-out dev halves | mean served PER % (dev) |",
+                "|---:|---:|---:|",
+                *(f"| {t['tolerance_se']:g} | {t['violations']} | {t['mean_PER']:.2f} |" for t in tolerance["table"]),
+                "",
+            ]
         costs = teacher.get("costs")
         if costs:
             lines += [
