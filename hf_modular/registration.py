@@ -18,43 +18,7 @@ from typing import Any
 
 import wrapt
 
-# model type -> (config class, model class), as "module:attribute" (hf_modular's one list of them)
-MODEL_TYPES = {
-    "modular_t5": (
-        "hf_modular.models.modular_t5.configuration_modular_t5:ModularT5Config",
-        "hf_modular.models.modular_t5.modeling_modular_t5:ModularT5ForConditionalGeneration",
-    ),
-    "modular_bart": (
-        "hf_modular.models.modular_bart.configuration_modular_bart:ModularBartConfig",
-        "hf_modular.models.modular_bart.modeling_modular_bart:ModularBartForConditionalGeneration",
-    ),
-    "pet_t5": (
-        "hf_modular.methods.pet.config:PetT5Config",
-        "hf_modular.methods.pet.student:PetT5ForConditionalGeneration",
-    ),
-    "pet_bart": (
-        "hf_modular.methods.pet.config:PetBartConfig",
-        "hf_modular.methods.pet.student:PetBartForConditionalGeneration",
-    ),
-    "cost_eff_t5": (
-        "hf_modular.methods.cost_eff.config:CostEffT5Config",
-        "hf_modular.methods.cost_eff.model:CostEffT5ForConditionalGeneration",
-    ),
-    "cost_eff_bart": (
-        "hf_modular.methods.cost_eff.config:CostEffBartConfig",
-        "hf_modular.methods.cost_eff.model:CostEffBartForConditionalGeneration",
-    ),
-    "hf_modular_compressed": (
-        "hf_modular.methods.offline_ae.config:CompressedWeightsConfig",
-        "hf_modular.methods.offline_ae.compressor:CompressedWeightsLoader",
-    ),
-}
-
-
-def resolve(reference: str) -> Any:
-    """The object a ``"module:attribute"`` reference names."""
-    module, _, name = reference.partition(":")
-    return getattr(importlib.import_module(module), name)
+from .registry import model_types, resolve
 
 
 class LazyModelClass:
@@ -111,10 +75,10 @@ def register_when_complete(finished: ModuleType) -> None:
     from transformers.models.auto.configuration_auto import AutoConfig
     from transformers.models.auto.modeling_auto import AutoModelForSeq2SeqLM
 
-    for model_type, (config_reference, model_reference) in MODEL_TYPES.items():
-        config_class = resolve(config_reference)
+    for model_type, classes in model_types().items():  # every registered method's (hf_modular.registry)
+        config_class = resolve(classes.config)
         AutoConfig.register(model_type, config_class, exist_ok=True)
-        AutoModelForSeq2SeqLM.register(config_class, LazyModelClass(config_class, model_reference), exist_ok=True)
+        AutoModelForSeq2SeqLM.register(config_class, LazyModelClass(config_class, classes.model), exist_ok=True)
     _state["registered"] = True
 
 

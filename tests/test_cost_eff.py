@@ -231,7 +231,9 @@ def test_slenderized_equals_the_model_without_the_pruned_structures(family, head
     assert [getattr(slim.config, f) for f in (*adapter.head_fields, *adapter.ffn_fields)] == [heads] * 2 + [ffn] * 2
     inputs = sample_inputs(family)
     with torch.no_grad():
-        torch.testing.assert_close(slim(**inputs).logits, _zero_pruned(teacher, keep)(**inputs).logits)
+        # a smaller matmul vs zeroed rows: the sums run in another order (1.3e-5 apart on one thread)
+        expected = _zero_pruned(teacher, keep)(**inputs).logits
+        torch.testing.assert_close(slim(**inputs).logits, expected, atol=1e-4, rtol=1e-4)
     d, buckets, bias = 32, getattr(teacher.config, "relative_attention_num_buckets", 0), int(family == "bart")
     removed = 0  # counted by hand: q/k/v rows + output columns (+ BART biases), FFN rows and columns
     for g in keep:

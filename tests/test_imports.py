@@ -20,7 +20,7 @@ LAZY_PACKAGES = [
     "hf_modular.models.modular_t5",
     "hf_modular.models.modular_bart",
 ]
-SUBMODULE_EXPORTS = {"methods", "pet", "cost_eff", "offline_ae"}
+SUBMODULE_EXPORTS = {"methods", "modular", "pet", "cost_eff", "offline_ae"}
 HEAVY = (
     "transformers.models.t5.modeling_t5",
     "transformers.models.bart.modeling_bart",

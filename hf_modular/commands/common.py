@@ -18,6 +18,7 @@ from rich.table import Table
 
 from ..errors import HfModularError
 from ..model_card import hub_id
+from ..registry import get_method
 from ..safe_loading import TOKENIZER_FILES
 
 console = Console(stderr=True)
@@ -90,7 +91,7 @@ def load_artifact(path: str, assemble: str | None = None, revision: str | None =
     if not Path(path).exists() and hub_id(path) is None:
         raise fail(f"artifact {path!r} is neither an existing folder nor a Hub repo id")
     config = AutoConfig.from_pretrained(path, revision=revision)
-    if config.model_type not in ("modular_t5", "modular_bart"):
+    if config.model_type not in {m.model_type for m in get_method("modular").models.values()}:
         raise fail(
             f"{path} is a {config.model_type!r} checkpoint, not a modular artifact: "
             "run 'hf-modular compress' on it first"

@@ -77,7 +77,7 @@ def compress(
     from transformers import AutoConfig
 
     from ..atomic_save import check_output_path
-    from ..registration import MODEL_TYPES, resolve
+    from ..registry import get_method
     from ..training import CompressionTrainer, CompressionTrainingArguments, TimeBudget, last_complete_checkpoint
 
     # ---- everything is validated before any work starts
@@ -93,9 +93,9 @@ def compress(
     pairs = load_pairs(existing_path(train, "training file"), source, target)
     held_out = load_pairs(existing_path(eval_data, "eval file"), source, target) if eval_data else None
     model_type = AutoConfig.from_pretrained(teacher).model_type
-    classes = {t.removeprefix("modular_"): m for t, (_, m) in MODEL_TYPES.items() if t.startswith("modular_")}
-    if model_type not in classes:
-        raise fail(f"teacher {teacher!r} is a {model_type!r} model; hf_modular compresses {sorted(classes)}")
+    modular = get_method("modular")
+    if model_type not in modular.models:
+        raise fail(f"teacher {teacher!r} is a {model_type!r} model; hf_modular compresses {sorted(modular.models)}")
     tokenizer = load_tokenizer(tokenizer_path or teacher)
     if tokenizer is None:
         where = f"--tokenizer {tokenizer_path!r}" if tokenizer_path else f"the teacher folder {teacher!r}"
@@ -132,7 +132,7 @@ def compress(
     _check_resumable(run_dir, identity, overwrite)
 
     # ---- the work
-    model = resolve(classes[model_type]).from_teacher(teacher, module_sizes=sizes, dtype=torch.float32)
+    model = modular.model_class(model_type).from_teacher(teacher, module_sizes=sizes, dtype=torch.float32)
     trainer = CompressionTrainer(
         model=model,
         args=args,

@@ -1,7 +1,6 @@
 """Integrations with other tools of the ecosystem (ONNX export, optimum, PEFT, the Hub).
 
-Each submodule imports its tool only when used, so ``import hf_modular`` never needs them.
+Each submodule imports its tool only when used, so ``import hf_modular`` never needs them. The
+model types that keep their stock family's layers (``hf_modular.registry.stock_types``) reuse that
+family's settings in each tool.
 """
-
-# Each modular model type is its stock family underneath: integrations reuse the family's settings.
-MODULAR_TO_STOCK = {"modular_t5": "t5", "modular_bart": "bart"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import MODULAR_TO_STOCK
+from ..registry import stock_types
 from .onnx import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def register_optimum_tasks(exporter: str = "onnx") -> bool:
     try:
         supported = TasksManager._LIBRARY_TO_SUPPORTED_MODEL_TYPES["transformers"]
         register = TasksManager.create_register(exporter)
-        for modular_type, stock_type in MODULAR_TO_STOCK.items():
+        for modular_type, stock_type in stock_types().items():
             stock_tasks = supported.get(stock_type, {}).get(exporter)
             if stock_tasks:
                 mine = supported.setdefault(modular_type, {}).setdefault(exporter, {})
@@ -85,7 +85,7 @@ def _register_normalized_configs() -> None:
         from optimum.utils.normalized_config import NormalizedConfigManager
 
         table = NormalizedConfigManager._conf
-        for modular_type, stock_type in MODULAR_TO_STOCK.items():
+        for modular_type, stock_type in stock_types().items():
             if stock_type in table:
                 table.setdefault(modular_type, table[stock_type])
     except (ImportError, AttributeError, TypeError) as error:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from . import MODULAR_TO_STOCK
+from ..registry import stock_types
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,6 @@ def register_peft_target_modules() -> None:
         if not (name.startswith("TRANSFORMERS_MODELS_TO_") and name.endswith("_TARGET_MODULES_MAPPING")):
             continue
         mapping = getattr(constants, name)
-        for modular, stock in MODULAR_TO_STOCK.items():
+        for modular, stock in stock_types().items():
             if isinstance(mapping, dict) and stock in mapping:
                 mapping.setdefault(modular, mapping[stock])

@@ -27,6 +27,7 @@ from ..evaluation import AssemblyTable, evaluate_assemblies
 from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
 from ..modeling_modular import ModularModelMixin
 from ..plan import STACKS, Plan
+from ..registry import trainable_methods
 from .arguments import CompressionTrainingArguments
 from .checkpointing import SafeCheckpointing
 from .plan_sampling import granularity_plans, sample_plan
@@ -37,9 +38,6 @@ _OUTPUT_NAMES = {
     "encoder": ("encoder_hidden_states", "encoder_attentions"),
     "decoder": ("decoder_hidden_states", "decoder_attentions"),
 }
-
-
-METHODS = ("modular", "pet", "cost_eff")
 
 
 class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
@@ -62,8 +60,8 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             )
         if model is None:
             raise ConfigError("CompressionTrainer needs a model (a modular model, or a student with teacher=)")
-        if method not in METHODS:
-            raise ConfigError(f"method={method!r}: allowed {list(METHODS)}")
+        if method not in trainable_methods():
+            raise ConfigError(f"method={method!r}: allowed {trainable_methods()}")
         if method == "pet":
             from ..methods.pet import PetConfigMixin
 

@@ -9,6 +9,7 @@ multi.last_exit_report.mean_layers  # decoder layers per generated token
 """
 
 from ...lazy_exports import lazy_exports
+from ...registry import Method, ModelClasses, register_method
 
 _EXPORTS = {
     "CONFIDENCE_MEASURES": ".config",
@@ -42,3 +43,23 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
+
+METHOD = register_method(
+    Method(
+        name="cost_eff",
+        summary="COST-EFF: width slenderization and multi-exit early-exit decoding",
+        models={
+            "t5": ModelClasses(
+                "cost_eff_t5",
+                "hf_modular.methods.cost_eff.config:CostEffT5Config",
+                "hf_modular.methods.cost_eff.model:CostEffT5ForConditionalGeneration",
+            ),
+            "bart": ModelClasses(
+                "cost_eff_bart",
+                "hf_modular.methods.cost_eff.config:CostEffBartConfig",
+                "hf_modular.methods.cost_eff.model:CostEffBartForConditionalGeneration",
+            ),
+        },
+        trainable=True,
+    )
+)

@@ -71,6 +71,3 @@ class CostEffT5Config(CostEffConfigMixin, T5Config):
 class CostEffBartConfig(CostEffConfigMixin, BartConfig):
     model_type = "cost_eff_bart"
     adapter: ClassVar[ArchAdapter] = BART_ADAPTER
-
-
-CONFIG_CLASSES = {"t5": CostEffT5Config, "bart": CostEffBartConfig}

@@ -22,9 +22,9 @@ from transformers.models.bart.modeling_bart import BartAttention
 from ...arch import ArchAdapter, adapter_for
 from ...errors import ConfigError
 from ...modeling_modular import ModularModelMixin
+from ...registry import get_method
 from .config import (
     CONFIDENCE_MEASURES,
-    CONFIG_CLASSES,
     EXIT_HEADS,
     CostEffBartConfig,
     CostEffConfigMixin,
@@ -179,9 +179,6 @@ def _resize_bart_attention(attention: BartAttention, heads: int, head_dim: int) 
     attention.num_heads, attention.head_dim, attention.scaling = heads, head_dim, head_dim**-0.5
 
 
-MODEL_CLASSES = {"t5": CostEffT5ForConditionalGeneration, "bart": CostEffBartForConditionalGeneration}
-
-
 def runnable_model(model: PreTrainedModel) -> PreTrainedModel:
     """The model that actually runs: a modular model's active assembly as a stock model, else ``model``."""
     return model.to_stock_model() if isinstance(model, ModularModelMixin) else model
@@ -191,7 +188,9 @@ def from_state(model: PreTrainedModel, state: dict[str, torch.Tensor], **fields:
     """A new COST-EFF model with ``model``'s config (``fields`` changed), generation config, dtype and
     device, holding ``state``. Only exit heads may be missing (new) or left over (dropped exits)."""
     adapter = adapter_for(model)
-    result = MODEL_CLASSES[adapter.family](CONFIG_CLASSES[adapter.family].from_model_config(model.config, **fields))
+    method = get_method("cost_eff")
+    config = method.config_class(adapter.family).from_model_config(model.config, **fields)
+    result = method.model_class(adapter.family)(config)
     missing, unexpected = result.load_state_dict(state, strict=False)
     if any(not k.startswith("exit_heads.") for k in [*missing, *unexpected]):
         raise ConfigError(f"{type(model).__name__} does not fit a {type(result).__name__}: {missing} {unexpected}")

@@ -7,6 +7,7 @@ AutoModelForSeq2SeqLM.from_pretrained("out-ae")  # rebuilds each weight once
 """
 
 from ...lazy_exports import lazy_exports
+from ...registry import ANY_FAMILY, Method, ModelClasses, register_method
 
 _EXPORTS = {
     "CompressedModel": ".compressor",
@@ -19,3 +20,17 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
+
+METHOD = register_method(
+    Method(
+        name="offline_ae",
+        summary="offline autoencoder weight compression (no fine-tuning), SVD as the baseline",
+        models={
+            ANY_FAMILY: ModelClasses(
+                "hf_modular_compressed",
+                "hf_modular.methods.offline_ae.config:CompressedWeightsConfig",
+                "hf_modular.methods.offline_ae.compressor:CompressedWeightsLoader",
+            )
+        },
+    )
+)

@@ -8,6 +8,7 @@ then distillation.
 """
 
 from ...lazy_exports import lazy_exports
+from ...registry import Method, ModelClasses, register_method
 
 _EXPORTS = {
     "Alias": ".layers",
@@ -27,3 +28,23 @@ _EXPORTS = {
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
+
+METHOD = register_method(
+    Method(
+        name="pet",
+        summary="PET: shared parameters, a warm-up task, then distillation",
+        models={
+            "t5": ModelClasses(
+                "pet_t5",
+                "hf_modular.methods.pet.config:PetT5Config",
+                "hf_modular.methods.pet.student:PetT5ForConditionalGeneration",
+            ),
+            "bart": ModelClasses(
+                "pet_bart",
+                "hf_modular.methods.pet.config:PetBartConfig",
+                "hf_modular.methods.pet.student:PetBartForConditionalGeneration",
+            ),
+        },
+        trainable=True,
+    )
+)

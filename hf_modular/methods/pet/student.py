@@ -17,6 +17,7 @@ from transformers import BartForConditionalGeneration, PreTrainedModel, T5ForCon
 from ...arch import adapter_for
 from ...errors import ConfigError
 from ...plan import STACKS
+from ...registry import get_method
 from ...shrink import alternating_layers, shrink_model
 from .config import PetBartConfig, PetConfigMixin, PetT5Config
 from .layers import share_parameters
@@ -38,9 +39,6 @@ class PetT5ForConditionalGeneration(PetModelMixin, T5ForConditionalGeneration):
 
 class PetBartForConditionalGeneration(PetModelMixin, BartForConditionalGeneration):
     config_class = PetBartConfig
-
-
-PET_CLASSES = {"t5": PetT5ForConditionalGeneration, "bart": PetBartForConditionalGeneration}
 
 
 @torch.no_grad()
@@ -67,7 +65,7 @@ def build_student(
     depths = [adapter.depth(teacher.config, name) for name in STACKS]
     if any(n > d for n, d in zip(layers, depths, strict=True)):
         raise ConfigError(f"layers={tuple(layers)} exceeds the teacher's depths {tuple(depths)}")
-    cls = PET_CLASSES[adapter.family]
+    cls = get_method("pet").model_class(adapter.family)
     config = cls.config_class.from_teacher_config(
         teacher.config,
         tuple(layers),
