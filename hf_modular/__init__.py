@@ -7,8 +7,7 @@ modular artifact. Everything else loads on first use (``hf_modular.lazy_exports`
 
 from .lazy_exports import lazy_exports
 from .registration import register_auto_classes
-
-__version__ = "0.1.0"
+from .version import __version__
 
 _EXPORTS = {
     "STRATEGIES": ".assembly",
@@ -22,8 +21,8 @@ _EXPORTS = {
     "ConfigError": ".errors",
     "DataError": ".errors",
     "HfModularError": ".errors",
-    "AssemblyResult": ".evaluation",
-    "AssemblyTable": ".evaluation",
+    "AssemblyResult": ".assembly_table",
+    "AssemblyTable": ".assembly_table",
     "evaluate_assemblies": ".evaluation",
     "measure_model": ".evaluation",
     "ModularBartConfig": ".models.modular_bart",

@@ -18,7 +18,7 @@ from .assembly import format_ratio
 from .report import CompressionReport
 
 if TYPE_CHECKING:
-    from .evaluation import AssemblyTable
+    from .assembly_table import AssemblyTable
 
 logger = logging.getLogger(__name__)
 

@@ -26,14 +26,15 @@ from ..model_card import PLOT_NAME, write_artifact_card
 from ..safe_loading import TOKENIZER_FILES
 
 if TYPE_CHECKING:
-    from ..evaluation import AssemblyTable
-    from ..modeling_modular import ModularModelMixin
+    from transformers import PreTrainedModel as ModularModel  # a modular model (typed loosely: it imports this)
+
+    from ..assembly_table import AssemblyTable
 
 TABLE_NAME = "hf_modular_assemblies.json"
 logger = logging.getLogger(__name__)
 
 
-def find_tokenizer(model: ModularModelMixin) -> Any:
+def find_tokenizer(model: ModularModel) -> Any:
     """The tokenizer saved next to the model (the folder it was loaded from, else its teacher's
     folder), or None: a push without one leaves ``AutoTokenizer.from_pretrained(repo)`` failing."""
     from transformers import AutoTokenizer
@@ -46,7 +47,7 @@ def find_tokenizer(model: ModularModelMixin) -> Any:
 
 
 def write_artifact_folder(
-    model: ModularModelMixin,
+    model: ModularModel,
     folder: str | Path,
     repo_id: str | None = None,
     table: AssemblyTable | None = None,
@@ -67,7 +68,7 @@ def write_artifact_folder(
 
 
 def write_assembly_folder(
-    model: ModularModelMixin,
+    model: ModularModel,
     spec: str,
     folder: str | Path,
     repo_id: str | None = None,
@@ -94,7 +95,7 @@ def write_assembly_folder(
 
 
 def push_to_hub(
-    model: ModularModelMixin,
+    model: ModularModel,
     repo_id: str,
     *,
     assemble: str | None = None,
@@ -148,7 +149,7 @@ def push_to_hub(
 
 
 def push_all_assemblies(
-    model: ModularModelMixin,
+    model: ModularModel,
     repo_id: str,
     *,
     ratios: Sequence[str] | None = None,

@@ -39,23 +39,20 @@ from ..errors import AssemblyError, CheckpointError, ConfigError, DataError
 from ..modeling_modular import ModularModelMixin
 from ..plan import Plan
 from ..safe_loading import contained_file, read_json
+from .onnx_graphs import (
+    DECODER_FILE,
+    DECODER_INPUTS,
+    DECODER_OUTPUTS,
+    DYNAMIC_AXES,
+    ENCODER_FILE,
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+)
 
 logger = logging.getLogger(__name__)
 
 METADATA = "hf_modular_onnx.json"
 FORMAT = "hf_modular/onnx-seq2seq-v1"
-ENCODER_FILE = "encoder.onnx"
-DECODER_FILE = "decoder.onnx"
-# Input and output names with their axes; strings are dynamic axes, shared names are equal sizes.
-ENCODER_INPUTS = {"input_ids": ("batch", "encoder_sequence"), "attention_mask": ("batch", "encoder_sequence")}
-ENCODER_OUTPUTS = {"last_hidden_state": ("batch", "encoder_sequence", "d_model")}
-DECODER_INPUTS = {
-    "decoder_input_ids": ("batch", "decoder_sequence"),
-    "encoder_hidden_states": ("batch", "encoder_sequence", "d_model"),
-    "encoder_attention_mask": ("batch", "encoder_sequence"),
-}
-DECODER_OUTPUTS = {"logits": ("batch", "decoder_sequence", "vocab_size")}
-DYNAMIC_AXES = ("batch", "encoder_sequence", "decoder_sequence")
 MIN_OPSET = 18  # the dynamo exporter's lowest target
 # Loggers that print progress and harmless notices (e.g. "torchvision is not installed") on every export.
 NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch.fx", "onnxscript", "onnx_ir")
@@ -291,7 +288,7 @@ def export_onnx(
 def _write_metadata(folder: Path, stock: PreTrainedModel, family: str, plan: Plan | None, assemble: object) -> None:
     import onnx
 
-    from .. import __version__
+    from ..version import __version__
 
     graph = onnx.load(folder / ENCODER_FILE, load_external_data=False)
     opset = next((entry.version for entry in graph.opset_import if entry.domain in ("", "ai.onnx")), None)

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from ..registry import stock_types
-from .onnx import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
+from .onnx_graphs import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from transformers import PreTrainedModel, Seq2SeqTrainer
 from ..arch import adapter_for
 from ..calibration import Calibration, PlanScores, calibrate_assembly, measure_plans
 from ..errors import ConfigError, DataError
-from ..evaluation import AssemblyTable, evaluate_assemblies
+from ..assembly_table import AssemblyTable
+from ..evaluation import evaluate_assemblies
 from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
 from ..modeling_modular import ModularModelMixin
 from ..plan import STACKS, Plan
