@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedModel, Seq2SeqTrainer
 
 from ..arch import adapter_for
+from ..assembly_table import AssemblyTable
 from ..calibration import Calibration, PlanScores, calibrate_assembly, measure_plans
 from ..errors import ConfigError, DataError
-from ..assembly_table import AssemblyTable
 from ..evaluation import evaluate_assemblies
 from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
 from ..modeling_modular import ModularModelMixin
