@@ -6,9 +6,10 @@ speedup plot; the benchmark, the CLI's ``eval`` and model cards all use it.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -22,6 +23,17 @@ from .modeling_modular import ModularModelMixin
 
 GENERATE_DEFAULT_NEW_TOKENS = 20  # what generate() decodes when nothing sets a length (transformers 5)
 MetricFn = Callable[[list[list[int]], list[list[int]]], dict[str, float]]
+
+
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode inside the block, the model's own train/eval mode afterwards (it may be the caller's)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -50,14 +62,13 @@ def evaluate_assemblies(
     specs = list(ratios) if ratios is not None else [format_ratio(r) for r in model.reachable_ratios()]
     if "1x" not in specs:
         specs = ["1x", *specs]  # speedups are relative to the teacher measured alongside
-    original, was_training = model.active_plan, model.training
     rows: list[AssemblyResult] = []
     iterator = specs
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(specs, desc="evaluating assemblies")
-    try:
+    with model.plan_context():  # the caller's plan and train mode come back afterwards
         for spec in iterator:
             model.set_plan(model.resolve_plan(spec))
             report = model.compression_report()
@@ -99,9 +110,6 @@ def evaluate_assemblies(
         )
         for row in rows:
             row.latency_ms = latency[row.ratio]
-    finally:
-        model.set_plan(original)
-        model.train(was_training)
     teacher = next(r for r in rows if r.ratio == "1x")
     for row in rows:
         row.speedup = {b: teacher.latency_ms[b] / row.latency_ms[b] for b in row.latency_ms}
@@ -121,9 +129,7 @@ def measure_model(
     latency_repeats: int = 5,
 ) -> tuple[float, dict[str, float], dict[int, float]]:
     """(teacher-forced loss, metric_fn on greedy decodes, median decode ms per batch size) of any seq2seq model."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
         loss, predictions, references = score_loader(model, loader, metric_fn is not None, max_new_tokens)
         batches = timing_batches(dataset, collate_fn, latency_batch_sizes)
@@ -133,8 +139,6 @@ def measure_model(
             max_new_tokens or decode_length(model, list(batches.values())),
             latency_repeats,
         )["model"]
-    finally:
-        model.train(was_training)
     return loss, metric_fn(predictions, references) if metric_fn else {}, latency
 
 
@@ -220,15 +224,11 @@ def interleaved_decode_latency(
     for round_index in range(repeats + 1 if batches else 0):  # round 0 warms every contender up and is not counted
         for name, prepare in contenders.items():
             model = prepare()
-            was_training = model.training
-            model.eval()
-            try:
+            with evaluating(model):
                 for size, batch in batches.items():
                     inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
                     start = time.perf_counter()
                     model.generate(**inputs, **kwargs)
                     if round_index:
                         times[name][size].append((time.perf_counter() - start) * 1000)
-            finally:
-                model.train(was_training)
     return {name: {b: statistics.median(t) for b, t in sizes.items()} for name, sizes in times.items()}

@@ -135,13 +135,9 @@ def _stock_model(model: object, assemble: object) -> tuple[PreTrainedModel, Plan
     """The stock model to export, resolved and checked before anything is written."""
     if isinstance(model, ModularModelMixin):
         plan = model.active_plan if assemble is None else model.resolve_plan(assemble)
-        previous = model.active_plan
-        model.set_plan(plan)  # AssemblyError if the model does not hold the plan's layers
-        try:
-            stock = model.to_stock_model()
-        finally:
-            model.set_plan(previous)  # exporting does not switch the caller's model
-        return stock, plan
+        # AssemblyError if the model does not hold the plan's layers; the caller's plan comes back
+        with model.plan_context(plan):
+            return model.to_stock_model(), plan
     if not isinstance(model, PreTrainedModel):
         raise TypeError(f"export_onnx needs a modular or stock T5/BART model, got {type(model).__name__}")
     adapter_for(model)  # TypeError unless T5 or BART
