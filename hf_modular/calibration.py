@@ -34,6 +34,7 @@ from .losses import logit_kd_rows
 from .metrics import edit_distance
 from .modeling_modular import ModularModelMixin
 from .plan import STACKS, Plan
+from .validation import is_int, is_real
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,9 @@ def measure_plans(
     """
     if metric not in PLAN_METRICS:
         raise ConfigError(f"metric={metric!r} is not one of {list(PLAN_METRICS)}")
-    if not isinstance(tolerance_se, (int, float)) or isinstance(tolerance_se, bool) or not 0 <= tolerance_se < 1e6:
+    if not is_real(tolerance_se) or not 0 <= tolerance_se < 1e6:
         raise ConfigError(f"tolerance_se={tolerance_se!r} must be a number >= 0 (standard errors)")
-    if not isinstance(max_plans, int) or isinstance(max_plans, bool) or max_plans < 1:
+    if not is_int(max_plans) or max_plans < 1:
         raise ConfigError(f"max_plans={max_plans!r} must be a positive integer")
     batches = list(batches)
     if not batches:

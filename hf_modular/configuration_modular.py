@@ -23,6 +23,7 @@ from .arch import ArchAdapter
 from .assembly import check_strategy, parse_ratio
 from .errors import ConfigError
 from .plan import STACKS, default_module_sizes
+from .validation import is_int, is_real
 
 MODULAR_FIELDS = (
     "module_sizes",
@@ -58,10 +59,6 @@ MAX_PARAMETERS = 20_000_000_000  # a config describing more than this is refused
 MAX_LAYERS = 256
 
 logger = logging.getLogger(__name__)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class DecoderCacheDepthMixin:
@@ -208,7 +205,7 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
         """Refuse sizes that are not positive or that describe an impossibly large model."""
         for field in self.adapter.size_fields:
             value = getattr(self, field)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ConfigError(f"{field}={value!r}: must be a positive integer")
         for name in STACKS:
             if self.stack_depth(name) > MAX_LAYERS:
@@ -237,7 +234,7 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
                 )
             for name, values in per_stack.items():
                 depth = self.stack_depth(name)
-                if not isinstance(values, (list, tuple)) or not all(_is_int(v) for v in values):
+                if not isinstance(values, (list, tuple)) or not all(is_int(v) for v in values):
                     raise ConfigError(f"module_sizes for the {name}: {values!r} is not a list of ints")
                 bad = [v for v in values if not 2 <= v <= depth]
                 if bad:
@@ -267,8 +264,7 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
                 and all(
                     isinstance(e, Mapping)
                     and isinstance(e.get("plan"), Mapping)
-                    and isinstance(e.get("score"), (int, float))
-                    and not isinstance(e.get("score"), bool)
+                    and is_real(e.get("score"))
                     and math.isfinite(e["score"])
                     and isinstance(e.get("front", False), bool)
                     for e in entries

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from .errors import AssemblyError
+from .validation import is_int
 
 STACKS = ("encoder", "decoder")
 
@@ -90,11 +91,6 @@ class Plan:
         return f"encoder[{self.encoder.describe()}] decoder[{self.decoder.describe()}]"
 
 
-def _is_index(value: object) -> bool:
-    # bool is an int subclass; True as a layer index is always a mistake.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def parse_stack_plan(name: str, steps: object, depth: int, available: Sequence[Span]) -> StackPlan:
     """Validate one stack of an explicit plan.
 
@@ -109,9 +105,9 @@ def parse_stack_plan(name: str, steps: object, depth: int, available: Sequence[S
         )
     spans: list[Span] = []
     for step in steps:
-        if _is_index(step):
+        if is_int(step):
             span = (step, step + 1)
-        elif isinstance(step, (list, tuple)) and len(step) == 2 and all(_is_index(v) for v in step):
+        elif isinstance(step, (list, tuple)) and len(step) == 2 and all(is_int(v) for v in step):
             span = (step[0], step[1])
         else:
             raise AssemblyError(

@@ -15,6 +15,7 @@ from transformers import PreTrainedModel
 from .arch import adapter_for
 from .errors import ConfigError
 from .plan import STACKS
+from .validation import is_int
 
 
 def alternating_layers(depth: int, keep: int) -> list[int]:
@@ -40,7 +41,7 @@ def shrink_model(
     values = teacher.config.to_dict()
     for field, name in zip(adapter.depth_fields, STACKS, strict=True):
         depth = adapter.depth(teacher.config, name)
-        bad = [i for i in keep[name] if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < depth]
+        bad = [i for i in keep[name] if not is_int(i) or not 0 <= i < depth]
         if not keep[name] or bad:
             raise ConfigError(f"{name} layers {keep[name]!r}: give a non-empty list of indices in 0..{depth - 1}")
         values[field] = len(keep[name])

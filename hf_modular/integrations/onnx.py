@@ -39,6 +39,7 @@ from ..errors import AssemblyError, CheckpointError, ConfigError, DataError
 from ..modeling_modular import ModularModelMixin
 from ..plan import Plan
 from ..safe_loading import contained_file, read_json
+from ..validation import is_int
 from .onnx_graphs import (
     DECODER_FILE,
     DECODER_INPUTS,
@@ -124,7 +125,7 @@ def _check_opset(opset: object) -> int | None:
     import onnx
 
     newest = onnx.defs.onnx_opset_version()
-    if not isinstance(opset, int) or isinstance(opset, bool) or not MIN_OPSET <= opset <= newest:
+    if not is_int(opset) or not MIN_OPSET <= opset <= newest:
         raise ConfigError(
             f"opset={opset!r}: use None (the exporter's default) or an integer from {MIN_OPSET} to {newest}"
         )
@@ -323,7 +324,7 @@ def _token_ids(value: object, name: str) -> list[int]:
     if value is None:
         return []
     values = value if isinstance(value, list) else [value]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+    if not all(is_int(v) and v >= 0 for v in values):
         raise CheckpointError(f"{name}={value!r} in the exported config: expected a token id or a list of them")
     return values
 
@@ -456,7 +457,7 @@ class OnnxSeq2Seq:
     ) -> torch.LongTensor:
         """Greedy tokens [batch, 1 + new tokens], decoder start token first, like ``model.generate``."""
         for name, value, low in (("max_new_tokens", max_new_tokens, 1), ("min_new_tokens", min_new_tokens, 0)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            if not is_int(value) or value < low:
                 raise ConfigError(f"{name}={value!r}: expected an integer >= {low}")
         ids = self._ids(input_ids, "input_ids")
         mask = self._mask(ids, attention_mask)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from transformers import Seq2SeqTrainingArguments
 
 from ..errors import ConfigError
+from ..validation import is_int
 from .schedules import ReplacementSchedule
 
 PLAN_SAMPLING = ("random", "granularities")
@@ -71,9 +72,7 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
             raise ConfigError(
                 f"granularity_pairing={self.granularity_pairing!r} is not one of {list(GRANULARITY_PAIRING)}"
             )
-        if not (
-            isinstance(self.random_plans, int) and not isinstance(self.random_plans, bool) and self.random_plans >= 0
-        ):
+        if not (is_int(self.random_plans) and self.random_plans >= 0):
             raise ConfigError(f"random_plans={self.random_plans!r} must be an integer >= 0")
         if self.random_plans and self.plan_sampling != "granularities":
             raise ConfigError(

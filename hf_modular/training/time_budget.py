@@ -13,11 +13,12 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..errors import ConfigError
+from ..validation import is_real
 
 
 class TimeBudget(TrainerCallback):
     def __init__(self, seconds: float):
-        if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0):
+        if not (is_real(seconds) and seconds > 0):
             raise ConfigError(f"a time budget of {seconds!r} seconds: give a positive number")
         self.seconds = float(seconds)
         self.start: float | None = None

@@ -16,6 +16,7 @@ from transformers import BartConfig, PreTrainedConfig, T5Config
 from ...arch import BART_ADAPTER, T5_ADAPTER, ArchAdapter
 from ...configuration_modular import MethodConfigMixin, architecture_values
 from ...errors import ConfigError
+from ...validation import is_int
 
 EXIT_HEADS = ("shared", "affine")
 CONFIDENCE_MEASURES = ("top_prob", "entropy")
@@ -45,7 +46,7 @@ class CostEffConfigMixin(MethodConfigMixin):
         super().__post_init__(**kwargs)
         depth = self.adapter.depth(self, "decoder")  # type: ignore[arg-type]
         layers = list(self.exit_layers or [])
-        if any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < depth for i in layers):
+        if any(not is_int(i) or not 0 <= i < depth for i in layers):
             raise ConfigError(f"exit_layers={layers!r}: give decoder layer indices in 0..{depth - 1}")
         self.exit_layers = sorted({*layers, depth - 1}) if layers else []
         if self.exit_head not in EXIT_HEADS:

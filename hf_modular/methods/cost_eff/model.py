@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from ...arch import ArchAdapter, adapter_for
 from ...errors import ConfigError
 from ...modeling_modular import ModularModelMixin
 from ...registry import get_method
+from ...validation import is_real
 from .config import (
     CONFIDENCE_MEASURES,
     EXIT_HEADS,
@@ -105,7 +105,7 @@ class CostEffModelMixin:
             self.last_exit_report = None
             return super().generate(*args, **kwargs)  # type: ignore[misc]
         threshold = early_exit_threshold
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < threshold <= 1:
+        if not is_real(threshold) or not 0 < threshold <= 1:
             raise ConfigError(f"early_exit_threshold={threshold!r}: give a confidence in (0, 1], or None to never exit")
         if not self.config.exit_layers:
             raise ConfigError("this model has no exits: add them with cost_eff.add_exits(model) and train them")

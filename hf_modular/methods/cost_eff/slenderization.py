@@ -28,6 +28,7 @@ from ...arch import adapter_for
 from ...errors import ConfigError, DataError
 from ...losses import cross_entropy_sum, logit_kd_sum
 from ...plan import STACKS
+from ...validation import is_int
 from .model import CostEffModelMixin, as_cost_eff, from_state, runnable_model
 from .training import COST_EFF_DEFAULTS
 
@@ -177,7 +178,7 @@ def prune(model: CostEffModelMixin, keep: dict[PruneGroup, torch.Tensor]) -> Cos
 def _check_width(name: str, value: int | None, current: list[int]) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= min(current):
+    if not is_int(value) or not 1 <= value <= min(current):
         raise ConfigError(f"{name}={value!r}: give an integer from 1 to {min(current)} (the model has {current})")
     return value
 
@@ -207,9 +208,9 @@ def slenderize(
         raise DataError("slenderize needs calibration batches (data=[{'input_ids', 'attention_mask', 'labels'}, ...])")
     if any("labels" not in b or "input_ids" not in b for b in batches):
         raise DataError("every calibration batch needs 'input_ids' and 'labels' (the decoder side of the KD loss)")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+    if not is_int(iterations) or iterations < 1:
         raise ConfigError(f"iterations={iterations!r} must be an integer >= 1")
-    if isinstance(distill_steps, bool) or not isinstance(distill_steps, int) or distill_steps < 0:
+    if not is_int(distill_steps) or distill_steps < 0:
         raise ConfigError(f"distill_steps={distill_steps!r} must be an integer >= 0")
     teacher = (teacher if teacher is not None else model).eval()
     model = runnable_model(model)
