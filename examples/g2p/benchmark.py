@@ -279,6 +279,10 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
         f"{family}/modular/train",
         lambda: train(model, run_dir / "modular", args.modular_steps, train_set, **MODULAR_RECIPE),
     )
+    if not artifact.exists():  # the trained weights are the final checkpoint's (also when a rerun found the
+        # training cached but an earlier run stopped before it saved the artifact)
+        model = MODULAR[family].from_pretrained(last_complete_checkpoint(run_dir / "modular")).eval()
+        model.save_pretrained(artifact)
     ratios = args.ratios or [format_ratio(r) for r in model.reachable_ratios() if r > 1]
     stored, words = model.config.plan_scores, front_words(family)
     if (  # the quality front, on DEV words (never test)
