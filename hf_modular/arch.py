@@ -53,6 +53,12 @@ class ArchAdapter:
     final_norm: str = ""  # the decoder stack's norm before the LM head, "" if its layers end normed
     # (model, normed decoder state) -> vocabulary logits, exactly as the stock forward computes them
     vocab_projection: Callable[[nn.Module, Tensor], Tensor] | None = None
+    position_limit_field: str = ""  # config field bounding the embedded length (BART's learned positions)
+    # The stock attention derives its head size as d_model / heads (BART), so a head-pruned model
+    # must carry the head size in its config and rebuild its attention projections to match:
+    # (attention module, heads, head size) -> None, resizing it in place.
+    resize_attention: Callable[[nn.Module, int, int], None] | None = None
+    attention_class_name: str = ""  # the stock attention class resize_attention applies to
 
     @property
     def stock_model_class(self) -> type[PreTrainedModel]:
@@ -63,7 +69,7 @@ class ArchAdapter:
 
     def max_positions(self, config: PreTrainedConfig) -> int | None:
         """The longest sequence the model can embed (BART's learned positions), None if unbounded (T5)."""
-        return getattr(config, "max_position_embeddings", None) if self.family == "bart" else None
+        return getattr(config, self.position_limit_field, None) if self.position_limit_field else None
 
     def layers_prefix(self, model: nn.Module, name: str) -> str:
         """State-dict prefix of a stack's layers in ``model`` (``"model.encoder.layers."`` for BART)."""
@@ -163,6 +169,15 @@ def _bart_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Mod
     return (BartEncoderLayer if name == "encoder" else BartDecoderLayer)(config, layer_idx=0)
 
 
+def _resize_bart_attention(attention: nn.Module, heads: int, head_dim: int) -> None:
+    inner, bias = heads * head_dim, attention.q_proj.bias is not None
+    device, dtype = attention.q_proj.weight.device, attention.q_proj.weight.dtype
+    for name in ("q_proj", "k_proj", "v_proj"):
+        setattr(attention, name, nn.Linear(attention.embed_dim, inner, bias=bias, device=device, dtype=dtype))
+    attention.out_proj = nn.Linear(inner, attention.embed_dim, bias=bias, device=device, dtype=dtype)
+    attention.num_heads, attention.head_dim, attention.scaling = heads, head_dim, head_dim**-0.5
+
+
 T5_ADAPTER = ArchAdapter(
     family="t5",
     stock_config_class=T5Config,
@@ -227,6 +242,9 @@ BART_ADAPTER = ArchAdapter(
     head_dim_attr="head_dim",
     head_fields=("encoder_attention_heads", "decoder_attention_heads"),
     vocab_projection=_bart_vocab_projection,
+    position_limit_field="max_position_embeddings",
+    resize_attention=_resize_bart_attention,
+    attention_class_name="BartAttention",
     size_fields=(
         "vocab_size",
         "d_model",

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import BartForConditionalGeneration, PreTrainedModel, T5ForConditionalGeneration
-from transformers.models.bart.modeling_bart import BartAttention
 
 from ...arch import ArchAdapter, adapter_for
 from ...errors import ConfigError
@@ -163,20 +162,12 @@ class CostEffBartForConditionalGeneration(CostEffModelMixin, BartForConditionalG
         finally:
             config.encoder_attention_heads, config.decoder_attention_heads = heads
         if head_dim is not None:
+            adapter = config.adapter
             for name, module in self.named_modules():
-                if isinstance(module, BartAttention):
+                if type(module).__name__ == adapter.attention_class_name:
                     stack = "encoder" if ".encoder." in f".{name}." else "decoder"
-                    _resize_bart_attention(module, heads[stack == "decoder"], head_dim)
+                    adapter.resize_attention(module, heads[stack == "decoder"], head_dim)
             self.post_init()
-
-
-def _resize_bart_attention(attention: BartAttention, heads: int, head_dim: int) -> None:
-    inner, bias = heads * head_dim, attention.q_proj.bias is not None
-    device, dtype = attention.q_proj.weight.device, attention.q_proj.weight.dtype
-    for name in ("q_proj", "k_proj", "v_proj"):
-        setattr(attention, name, nn.Linear(attention.embed_dim, inner, bias=bias, device=device, dtype=dtype))
-    attention.out_proj = nn.Linear(inner, attention.embed_dim, bias=bias, device=device, dtype=dtype)
-    attention.num_heads, attention.head_dim, attention.scaling = heads, head_dim, head_dim**-0.5
 
 
 def runnable_model(model: PreTrainedModel) -> PreTrainedModel:

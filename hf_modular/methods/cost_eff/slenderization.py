@@ -168,7 +168,7 @@ def prune(model: CostEffModelMixin, keep: dict[PruneGroup, torch.Tensor]) -> Cos
     if counts["heads"]:
         heads = counts["heads"].pop()
         fields.update(dict.fromkeys(adapter.head_fields, heads))
-        if adapter.family == "bart":  # BART's config derives the head size from d_model unless told
+        if adapter.resize_attention is not None:  # the stock config derives the head size unless told
             fields["attention_head_dim"] = next(g.unit for g in keep if g.kind != "ffn")
     if counts["ffn"]:
         fields.update(dict.fromkeys(adapter.ffn_fields, counts["ffn"].pop()))
