@@ -1,8 +1,8 @@
 """The method registry: each compression method registers itself once, and every integration reads it.
 
 A method (one folder under ``hf_modular/methods``) declares, in its package ``__init__``, its name,
-its model types with their config and model classes per stock family, whether
-``CompressionTrainer(method=...)`` trains it, and whether its models keep the stock family's module
+its model types with their config and model classes per stock family, the ``Objective``
+``CompressionTrainer(method=...)`` trains it with (if any), and whether its models keep the stock family's module
 layout (so PEFT's and optimum's defaults for the family carry over). The Auto-class registration,
 the trainer, the CLI and the PEFT / optimum defaults all read this table, so adding a method or a
 family touches no hand-kept list (peft registers its tuners the same way).
@@ -40,7 +40,7 @@ class Method:
     name: str
     summary: str
     models: Mapping[str, ModelClasses] = field(default_factory=dict)  # stock family (or ANY_FAMILY) -> classes
-    trainable: bool = False  # CompressionTrainer(method=name) runs its objective
+    objective: str = ""  # "module:Class" of its training Objective: CompressionTrainer(method=name) runs it
     stock_layout: bool = False  # its models have the stock family's layers: PEFT/optimum defaults carry over
 
     def classes(self, family: str) -> ModelClasses:
@@ -56,6 +56,11 @@ class Method:
 
     def model_class(self, family: str) -> type:
         return resolve(self.classes(family).model)
+
+    def objective_class(self) -> type:
+        if not self.objective:
+            raise ConfigError(f"method {self.name!r} has no training objective: CompressionTrainer does not train it")
+        return resolve(self.objective)
 
 
 _METHODS: dict[str, Method] = {}
@@ -98,7 +103,7 @@ def get_method(name: object) -> Method:
 
 def trainable_methods() -> list[str]:
     """The methods ``CompressionTrainer(method=...)`` accepts."""
-    return sorted(name for name, method in methods().items() if method.trainable)
+    return sorted(name for name, method in methods().items() if method.objective)
 
 
 def model_types() -> dict[str, ModelClasses]:

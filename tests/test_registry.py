@@ -61,3 +61,19 @@ def test_unknown_methods_and_conflicting_registrations_are_refused(tmp_path):
     _, model = modular_model("t5")
     with pytest.raises(ConfigError, match=r"method='offline_ae': allowed \['cost_eff', 'modular', 'pet'\]"):
         CompressionTrainer(model=model, args=training_args(tmp_path, max_steps=1), method="offline_ae")
+
+
+def test_each_trainable_method_has_its_objective_and_warmup_is_pets_alone(tmp_path):
+    from hf_modular.methods.cost_eff.objective import CostEffObjective
+    from hf_modular.methods.modular.objective import ModularObjective
+    from hf_modular.methods.pet.objective import PetObjective
+
+    classes = {name: get_method(name).objective_class() for name in trainable_methods()}
+    assert classes == {"modular": ModularObjective, "pet": PetObjective, "cost_eff": CostEffObjective}
+    with pytest.raises(ConfigError, match="'offline_ae' has no training objective"):
+        get_method("offline_ae").objective_class()
+    _, model = modular_model("t5")
+    trainer = CompressionTrainer(model=model, args=training_args(tmp_path, max_steps=1))
+    assert type(trainer.objective) is ModularObjective and trainer.objective.modular
+    with pytest.raises(ConfigError, match="warmup_task_steps=2 runs PET's warm-up task; method 'modular' has none"):
+        CompressionTrainer(model=model, args=training_args(tmp_path, max_steps=4, warmup_task_steps=2))

@@ -301,8 +301,8 @@ def test_granularities_step_is_the_mean_of_each_plan_alone_with_one_teacher_forw
             model=model, args=args, train_dataset=ragged_copy_task(family), data_collator=pad_collator(family)
         )
         calls = []
-        forward = trainer._teacher_forward
-        trainer._teacher_forward = lambda *a: calls.append(1) or forward(*a)
+        forward = trainer.teacher_forward
+        trainer.teacher_forward = lambda *a: calls.append(1) or forward(*a)
         trainer.train()
         return {n: before[n] - p.detach() for n, p in model.named_parameters() if n in before}, len(calls)
 

@@ -28,10 +28,9 @@ from ..evaluation import evaluate_assemblies
 from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
 from ..modeling_modular import ModularModelMixin
 from ..plan import STACKS, Plan
-from ..registry import trainable_methods
+from ..registry import get_method, trainable_methods
 from .arguments import CompressionTrainingArguments
 from .checkpointing import SafeCheckpointing
-from .plan_sampling import granularity_plans, sample_plan
 
 logger = logging.getLogger(__name__)
 
@@ -63,35 +62,10 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             raise ConfigError("CompressionTrainer needs a model (a modular model, or a student with teacher=)")
         if method not in trainable_methods():
             raise ConfigError(f"method={method!r}: allowed {trainable_methods()}")
-        if method == "pet":
-            from ..methods.pet import PetConfigMixin
-
-            if not isinstance(getattr(model, "config", None), PetConfigMixin) or teacher is None:
-                raise ConfigError("method='pet' trains a PET student (pet.build_student) against teacher=...")
-        if method == "cost_eff":
-            from ..methods.cost_eff import CostEffModelMixin
-
-            if not isinstance(model, CostEffModelMixin) or not model.config.exit_layers or teacher is None:
-                raise ConfigError(
-                    "method='cost_eff' trains a model with exits (cost_eff.add_exits(...)) against teacher=..."
-                )
         self.method = method
-        self._modular = isinstance(model, ModularModelMixin)
-        if args.plan_sampling == "granularities" and not self._modular:
-            raise ConfigError(
-                f"plan_sampling='granularities' trains the plans of a modular model; {type(model).__name__} has none"
-            )
-        if not self._modular and teacher is None:
-            raise ConfigError(
-                f"{type(model).__name__} is not a modular model, so it cannot be its own teacher: pass teacher=..."
-            )
-        if self._modular:
-            model.requires_grad_(False)
-            trainable = model.module_parameters()
-            if not trainable:
-                raise ConfigError("this modular model has no modules to train (check config.module_sizes)")
-            for parameter in trainable:
-                parameter.requires_grad_(True)
+        self.objective = get_method(method).objective_class()(self)
+        self.objective.check(model, teacher, args)
+        self.objective.prepare(model)
         half = sorted({str(p.dtype) for p in model.parameters() if p.requires_grad and p.dtype != torch.float32})
         if half:
             raise ConfigError(
@@ -120,14 +94,12 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             )
         self.teacher = self._prepare_teacher(teacher)
         logger.info(
-            "CompressionTrainer: %d process(es), method %s, plan sampling %s",
+            "CompressionTrainer: %d process(es), method %s (%s)",
             self.accelerator.num_processes,
             method,
-            args.plan_sampling if self._modular else "-",
+            self.objective.describe(),
         )
         self._encoder_units: torch.Tensor | None = None
-        self._sample_counter = (-1, 0)  # (global step, micro-batches seen in it)
-        self._last_rate: float | None = None
 
     # ----------------------------------------------------------------- setup
     def _prepare_teacher(self, teacher: PreTrainedModel | None) -> PreTrainedModel | None:
@@ -166,42 +138,27 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         if not model.training:  # evaluation: the active plan's own loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         args: CompressionTrainingArguments = self.args
-        if self.in_warmup_task:
-            return self._warmup_loss(model, inputs, num_items_in_batch, return_outputs)
+        phase = self.objective.phase_loss(model, inputs, num_items_in_batch)
+        if phase is not None:  # a phase before distillation (PET's warm-up task)
+            return phase if return_outputs else phase[0]
         student = self.accelerator.unwrap_model(model)
         self._check_lengths(student, inputs)
         if not inputs["labels"].ne(-100).any():
             logger.warning("a training batch has no labels (all -100); it contributes no loss")
         extra = {"output_hidden_states": args.hidden_weight > 0, "output_attentions": args.attention_weight > 0}
         with torch.no_grad():
-            teacher_out = self._teacher_forward(student, inputs, extra)
-        if self.method == "cost_eff":  # its exits read the decoder's intermediate states
-            extra = {**extra, "output_hidden_states": True}
-        if self._modular:  # every plan of the step in ONE forward call: DDP needs one forward per backward
-            plans = self._training_plans(student)
-            all_outputs = model(**inputs, **extra, plans=plans)
-        else:
-            plans, all_outputs = [None], (model(**inputs, **extra),)
+            teacher_out = self.teacher_forward(student, inputs, extra)
+        # every plan of the step in ONE forward call: DDP needs one forward per backward
+        step = self.objective.forward(model, inputs, self.objective.output_flags(extra))
         losses = [
             self._distillation_loss(student, plan, inputs, outputs, teacher_out, num_items_in_batch)
-            for plan, outputs in zip(plans, all_outputs, strict=True)
+            for plan, outputs in step
         ]
-        outputs = all_outputs[-1]
+        outputs = step[-1][1]
         loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
         if args.average_tokens_across_devices and self.accelerator.num_processes > 1:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
         return (loss, outputs) if return_outputs else loss
-
-    def _training_plans(self, student: ModularModelMixin) -> list[Plan]:
-        """The plans this micro-batch trains: one random plan, or every granularity (paired as
-        ``granularity_pairing`` says) plus ``random_plans`` random ones."""
-        args: CompressionTrainingArguments = self.args
-        generator = self._plan_generator()
-        if args.plan_sampling == "random":
-            return [sample_plan(student.plan_space, self._last_rate, generator)]
-        rotation = self.state.global_step if args.granularity_pairing == "rotate" else 0
-        plans = granularity_plans(student.plan_space, rotation)
-        return plans + [sample_plan(student.plan_space, self._last_rate, generator) for _ in range(args.random_plans)]
 
     def _distillation_loss(
         self,
@@ -216,10 +173,10 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         args: CompressionTrainingArguments = self.args
         labels = inputs["labels"]
         label_mask = labels.ne(-100)
-        decoder_units = self._units(num_items_in_batch, label_mask)
-        encoder_units = self._units(self._encoder_units, self._encoder_mask(inputs))
+        decoder_units = self.units(num_items_in_batch, label_mask)
+        encoder_units = self.units(self._encoder_units, self._encoder_mask(inputs))
         # COST-EFF: every exit learns the labels and the teacher's final distribution
-        exits = student.all_exit_logits(outputs) if self.method == "cost_eff" else [outputs.logits]
+        exits = self.objective.logits(student, outputs)
         loss = (
             sum(
                 args.ce_weight * cross_entropy_sum(logits, labels)
@@ -250,43 +207,12 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
                 loss = loss + args.attention_weight * torch.stack(attention).mean() / units[name]
         return loss
 
-    @property
-    def in_warmup_task(self) -> bool:
-        """Whether this step belongs to the warm-up task (PET), which precedes distillation."""
-        return self.state.global_step < self.args.warmup_task_steps
-
-    def _warmup_loss(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any, return_outputs: bool):
-        """The warm-up task's loss (see ``hf_modular.methods.pet.warmup``), per label token."""
-        from ..methods.pet.warmup import warmup_labels, warmup_nll_sum
-
-        student = self.accelerator.unwrap_model(model)
-        labels = inputs["labels"]
-        with torch.no_grad():
-            teacher_logits = self._teacher_forward(student, inputs, {}).logits
-        outputs = model(**inputs)
-        classes = warmup_labels(
-            teacher_logits, labels, self.args.warmup_correct_threshold, self.args.warmup_wrong_threshold
-        )
-        loss = warmup_nll_sum(outputs.logits, labels, classes) / self._units(num_items_in_batch, labels.ne(-100))
-        return (loss, outputs) if return_outputs else loss
-
-    def _teacher_forward(self, student: nn.Module, inputs: dict[str, Any], extra: dict[str, bool]):
+    def teacher_forward(self, student: nn.Module, inputs: dict[str, Any], extra: dict[str, bool]):
         if self.teacher is not None:
             return self.teacher(**inputs, **extra)
         # The identity plan of the modular model is the teacher, run without dropout.
         with student.plan_context(student.resolve_plan(None), eval_mode=True):
             return student(**inputs, **extra)
-
-    def _plan_generator(self) -> torch.Generator:
-        """The generator random plans are drawn from, seeded by (seed, step, micro-batch): the same
-        on every rank, and the same again after resuming from a checkpoint. Also sets the step's
-        replacement rate."""
-        step = self.state.global_step
-        micro = self._sample_counter[1] + 1 if self._sample_counter[0] == step else 0
-        self._sample_counter = (step, micro)
-        progress = step / max(self.state.max_steps - 1, 1)
-        self._last_rate = self.args.schedule.rate(progress)
-        return torch.Generator().manual_seed((self.args.seed * 1_000_003 + step * 1_009 + micro) % 2**63)
 
     def _aligned_steps(self, student: nn.Module, plan: Plan | None, name: str) -> list[tuple[int, int]]:
         """(student hidden-state index, teacher hidden-state index) pairs to distil, embeddings excluded.
@@ -320,7 +246,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         return mask if mask is not None else torch.ones_like(inputs["input_ids"])
 
     @staticmethod
-    def _units(window_count: torch.Tensor | int | None, local_mask: torch.Tensor) -> torch.Tensor:
+    def units(window_count: torch.Tensor | int | None, local_mask: torch.Tensor) -> torch.Tensor:
         """How many positions the whole optimizer step normalises over (at least 1)."""
         count = window_count if window_count is not None else local_mask.sum()
         return torch.as_tensor(count, device=local_mask.device).clamp(min=1).float()
@@ -363,9 +289,6 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
 
     # ----------------------------------------------------------------- logging
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        if self._modular and self._last_rate is not None and "loss" in logs:
-            logs["replacement_rate"] = round(self._last_rate, 4)
-        if self.args.warmup_task_steps > 0 and "loss" in logs:
-            # the phase of the step just logged: 0 = warm-up task, 1 = distillation
-            logs["phase"] = 0 if self.state.global_step <= self.args.warmup_task_steps else 1
+        if "loss" in logs:
+            logs.update(self.objective.log_fields())
         super().log(logs, *args, **kwargs)

@@ -60,6 +60,6 @@ METHOD = register_method(
                 "hf_modular.methods.cost_eff.model:CostEffBartForConditionalGeneration",
             ),
         },
-        trainable=True,
+        objective="hf_modular.methods.cost_eff.objective:CostEffObjective",
     )
 )

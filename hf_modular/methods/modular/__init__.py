@@ -28,7 +28,7 @@ METHOD = register_method(
                 "hf_modular.models.modular_bart.modeling_modular_bart:ModularBartForConditionalGeneration",
             ),
         },
-        trainable=True,
+        objective="hf_modular.methods.modular.objective:ModularObjective",
         stock_layout=True,
     )
 )

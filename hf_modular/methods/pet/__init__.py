@@ -45,6 +45,6 @@ METHOD = register_method(
                 "hf_modular.methods.pet.student:PetBartForConditionalGeneration",
             ),
         },
-        trainable=True,
+        objective="hf_modular.methods.pet.objective:PetObjective",
     )
 )

@@ -1,0 +1,87 @@
+"""Module replacing: the training objective of Modular Transformers (``method="modular"``).
+
+A modular model trains only its modules, on the plans of each step (every granularity, or a
+sampled plan, all in one forward call), with its own identity plan as the teacher. Any other
+student (the shrink-and-fine-tune baselines) is distilled into ``teacher=`` as by the base.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...errors import ConfigError
+from ...modeling_modular import ModularModelMixin
+from ...plan import Plan
+from ...training.arguments import CompressionTrainingArguments
+from ...training.objective import Objective
+from ...training.plan_sampling import granularity_plans, sample_plan
+
+
+class ModularObjective(Objective):
+    def __init__(self, trainer: Any):
+        super().__init__(trainer)
+        self.modular = False
+        self._sample_counter = (-1, 0)  # (global step, micro-batches seen in it)
+        self._last_rate: float | None = None
+
+    def check(self, model: nn.Module, teacher: nn.Module | None, args: CompressionTrainingArguments) -> None:
+        self.modular = isinstance(model, ModularModelMixin)
+        if args.plan_sampling == "granularities" and not self.modular:
+            raise ConfigError(
+                f"plan_sampling='granularities' trains the plans of a modular model; {type(model).__name__} has none"
+            )
+        if self.modular:
+            self.check_no_warmup(args)
+        else:
+            super().check(model, teacher, args)
+
+    def prepare(self, model: nn.Module) -> None:
+        if self.modular:
+            model.requires_grad_(False)
+            trainable = model.module_parameters()
+            if not trainable:
+                raise ConfigError("this modular model has no modules to train (check config.module_sizes)")
+            for parameter in trainable:
+                parameter.requires_grad_(True)
+
+    def forward(
+        self, model: nn.Module, inputs: dict[str, Any], flags: dict[str, bool]
+    ) -> list[tuple[Plan | None, Any]]:
+        if not self.modular:
+            return super().forward(model, inputs, flags)
+        plans = self._training_plans(self.trainer.accelerator.unwrap_model(model))
+        return list(zip(plans, model(**inputs, **flags, plans=plans), strict=True))
+
+    def _training_plans(self, student: ModularModelMixin) -> list[Plan]:
+        """The plans this micro-batch trains: one random plan, or every granularity (paired as
+        ``granularity_pairing`` says) plus ``random_plans`` random ones."""
+        args = self.trainer.args
+        generator = self._plan_generator()
+        if args.plan_sampling == "random":
+            return [sample_plan(student.plan_space, self._last_rate, generator)]
+        rotation = self.trainer.state.global_step if args.granularity_pairing == "rotate" else 0
+        plans = granularity_plans(student.plan_space, rotation)
+        return plans + [sample_plan(student.plan_space, self._last_rate, generator) for _ in range(args.random_plans)]
+
+    def _plan_generator(self) -> torch.Generator:
+        """The generator random plans are drawn from, seeded by (seed, step, micro-batch): the same
+        on every rank, and the same again after resuming from a checkpoint. Also sets the step's
+        replacement rate."""
+        state, args = self.trainer.state, self.trainer.args
+        step = state.global_step
+        micro = self._sample_counter[1] + 1 if self._sample_counter[0] == step else 0
+        self._sample_counter = (step, micro)
+        progress = step / max(state.max_steps - 1, 1)
+        self._last_rate = args.schedule.rate(progress)
+        return torch.Generator().manual_seed((args.seed * 1_000_003 + step * 1_009 + micro) % 2**63)
+
+    def log_fields(self) -> dict[str, float]:
+        return {"replacement_rate": round(self._last_rate, 4)} if self.modular and self._last_rate is not None else {}
+
+    def describe(self) -> str:
+        return (
+            f"module replacing, plan sampling {self.trainer.args.plan_sampling}" if self.modular else super().describe()
+        )

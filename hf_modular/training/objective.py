@@ -1,0 +1,74 @@
+"""A method's part of a CompressionTrainer step.
+
+The trainer keeps what every method shares: the teacher forward, token normalisation over the
+whole optimizer step (exact under gradient accumulation and DDP), the loss terms, checkpoint
+safety. Each trainable method registers an ``Objective`` (``hf_modular.registry``) that says what
+it adds: which models it accepts, which parameters learn, which plans a step runs, which logits
+are distilled, and any phase before distillation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..plan import Plan
+    from .arguments import CompressionTrainingArguments
+    from .trainer import CompressionTrainer
+
+
+class Objective:
+    """Plain distillation of a student into ``teacher=``: the defaults every method starts from."""
+
+    def __init__(self, trainer: CompressionTrainer):
+        self.trainer = trainer
+
+    def check(self, model: nn.Module, teacher: nn.Module | None, args: CompressionTrainingArguments) -> None:
+        """Refuse a model, teacher or arguments this method cannot train, before any work starts."""
+        if teacher is None:
+            raise ConfigError(
+                f"{type(model).__name__} is not a modular model, so it cannot be its own teacher: pass teacher=..."
+            )
+        self.check_no_warmup(args)
+
+    def check_no_warmup(self, args: CompressionTrainingArguments) -> None:
+        if args.warmup_task_steps > 0:
+            raise ConfigError(
+                f"warmup_task_steps={args.warmup_task_steps} runs PET's warm-up task; method "
+                f"{self.trainer.method!r} has none (use method='pet', or warmup_task_steps=0)"
+            )
+
+    def prepare(self, model: nn.Module) -> None:
+        """Choose which parameters learn (default: those the model marks trainable)."""
+
+    def output_flags(self, flags: dict[str, bool]) -> dict[str, bool]:
+        """The student forward's ``output_*`` flags, given those the loss terms need."""
+        return flags
+
+    def forward(
+        self, model: nn.Module, inputs: dict[str, Any], flags: dict[str, bool]
+    ) -> list[tuple[Plan | None, Any]]:
+        """``(plan, outputs)`` for each plan this micro-batch trains, from ONE forward call (DDP)."""
+        return [(None, model(**inputs, **flags))]
+
+    def logits(self, student: nn.Module, outputs: Any) -> list[Tensor]:
+        """The logits that learn the labels and the teacher's distribution."""
+        return [outputs.logits]
+
+    def phase_loss(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any
+    ) -> tuple[Tensor, Any] | None:
+        """``(loss, outputs)`` when this step belongs to a phase before distillation, else None."""
+        return None
+
+    def log_fields(self) -> dict[str, float]:
+        """Extra values logged with the training loss."""
+        return {}
+
+    def describe(self) -> str:
+        """What the start-of-training log line says about this objective."""
+        return "distillation into teacher="
