@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import DataError
+from .markdown import markdown_table
 
 
 @dataclass
@@ -36,14 +37,14 @@ class AssemblyTable:
         batch_sizes = sorted({b for r in self.rows for b in r.latency_ms})
         header = ["ratio", "enc", "dec", "params", "loss", *metric_names]
         header += [f"ms/batch@{b}" for b in batch_sizes] + [f"speedup@{b}" for b in batch_sizes]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+        rows = []
         for r in self.rows:
             cells = [r.ratio, str(r.encoder_layers), str(r.decoder_layers), f"{r.params:,}", f"{r.eval_loss:.3f}"]
             cells += [f"{r.metrics[m]:.4g}" if m in r.metrics else "" for m in metric_names]
             cells += [f"{r.latency_ms[b]:.1f}" if b in r.latency_ms else "" for b in batch_sizes]
             cells += [f"{r.speedup[b]:.2f}x" if b in r.speedup else "" for b in batch_sizes]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n"
+            rows.append(cells)
+        return markdown_table(header, rows) + "\n"
 
     def to_json(self) -> str:
         return json.dumps([asdict(r) for r in self.rows], indent=2)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from huggingface_hub import EvalResult, ModelCardData
 
 from .assembly import format_ratio
+from .markdown import markdown_table
 from .report import CompressionReport
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ def write_artifact_card(
     name = repo_id or path.name
     teacher = getattr(model.config, "teacher_name_or_path", None) or "a teacher"
     ratios = [format_ratio(r) for r in model.reachable_ratios()]
-    rows = ["| ratio | encoder layers | decoder layers | plan | chosen by | load |", "|---:|---:|---:|---|---|---|"]
+    rows = []
     for spec in ratios:
         choice = model.choose_plan(spec)
         plan = choice.plan
@@ -182,9 +183,10 @@ def write_artifact_card(
         if branches and spec in branches:
             load += f' or, without hf_modular, `from_pretrained("{name}", revision="{branches[spec]}")`'
         rows.append(
-            f"| {spec} | {plan.encoder.num_steps} | {plan.decoder.num_steps} | `{plan.describe()}` | {choice.strategy} "
-            f"| {load} |"
+            [spec, plan.encoder.num_steps, plan.decoder.num_steps, f"`{plan.describe()}`", choice.strategy, load]
         )
+    header = ["ratio", "encoder layers", "decoder layers", "plan", "chosen by", "load"]
+    sizes = markdown_table(header, rows, align="rrrlll")
     measured = ""
     if table is not None:
         measured = f"## Measured quality and speed\n\n{table.to_markdown()}\n"
@@ -219,7 +221,7 @@ model = AutoModelForSeq2SeqLM.from_pretrained("{name}", assemble="{ratios[len(ra
 
 ## Assemblies
 
-{chr(10).join(rows)}
+{sizes}
 
 {measured}"""
     card = path / CARD_NAME

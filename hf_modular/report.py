@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .assembly import format_ratio
+from .markdown import markdown_table
 from .plan import STACKS, Plan
 
 
@@ -67,20 +68,23 @@ class CompressionReport:
 
     def to_markdown(self) -> str:
         rows = [
-            "| | teacher | assembled | ratio |",
-            "|---|---:|---:|---:|",
+            [f"{name} layers", c.teacher_layers, c.steps, f"{c.teacher_layers / c.steps:.2f}x"]
+            for name, c in ((name, self.stacks[name]) for name in STACKS)
         ]
-        for name in STACKS:
-            c = self.stacks[name]
-            rows.append(f"| {name} layers | {c.teacher_layers} | {c.steps} | {c.teacher_layers / c.steps:.2f}x |")
         rows.append(
-            f"| transformer-layer parameters | {self.teacher_layer_params:,} | {self.assembled_layer_params:,} "
-            f"| {format_ratio(self.layer_ratio)} |"
+            [
+                "transformer-layer parameters",
+                f"{self.teacher_layer_params:,}",
+                f"{self.assembled_layer_params:,}",
+                format_ratio(self.layer_ratio),
+            ]
         )
-        model_ratio = format_ratio(self.model_ratio)
-        rows.append(f"| all parameters | {self.teacher_params:,} | {self.assembled_params:,} | {model_ratio} |")
+        rows.append(
+            ["all parameters", f"{self.teacher_params:,}", f"{self.assembled_params:,}", format_ratio(self.model_ratio)]
+        )
         chosen = f" (chosen by {self.choice})" if self.choice else ""
-        return "\n".join(rows) + f"\n\nPlan: `{self.plan.describe()}`{chosen}\n"
+        table = markdown_table(["", "teacher", "assembled", "ratio"], rows, align="lrrr")
+        return table + f"\n\nPlan: `{self.plan.describe()}`{chosen}\n"
 
     def __str__(self) -> str:
         return self.to_markdown()

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ...evaluation import MetricFn, special_token_ids, token_lists
+from ...markdown import markdown_table
 from ...metrics import sequence_metrics
 from .model import CostEffModelMixin
 
@@ -153,14 +154,13 @@ def format_sweep(points: Sequence[SweepPoint], header: bool = True) -> str:
     """A markdown table of sweep points."""
     metrics = list(points[0].metrics) if points else []
     sizes = sorted({b for p in points for b in p.ms_per_sequence})
-    lines = []
-    if header:
-        columns = ["threshold", *metrics, "layers/token", "MFLOPs/token", *[f"ms/seq @{b}" for b in sizes]]
-        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    rows = []
     for p in points:
         cells = ["never" if p.threshold is None else f"{p.threshold:g}"]
         cells += [f"{p.metrics[m]:.2f}" for m in metrics]
         cells += [f"{p.mean_layers:.2f}", f"{p.flops_per_token / 1e6:.2f}"]
         cells += [f"{p.ms_per_sequence[b]:.2f}" if b in p.ms_per_sequence else "" for b in sizes]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    columns = ["threshold", *metrics, "layers/token", "MFLOPs/token", *[f"ms/seq @{b}" for b in sizes]]
+    table = markdown_table(columns, rows, align="l" * len(columns))
+    return table if header else "\n".join(table.splitlines()[2:])
