@@ -8,6 +8,7 @@ that stack, and which parameters only the first layer of a stack owns.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import transformers
 from torch import Tensor, nn
-from transformers import BartConfig, T5Config
+from transformers import BartConfig, MarianConfig, MT5Config, T5Config
 from transformers.configuration_utils import PreTrainedConfig
 
 if TYPE_CHECKING:
@@ -126,6 +127,12 @@ def _t5_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Modul
     return T5Block(config, has_relative_attention_bias=owns_start, layer_idx=0)
 
 
+def _mt5_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Module:
+    from transformers.models.mt5.modeling_mt5 import MT5Block
+
+    return MT5Block(config, has_relative_attention_bias=owns_start, layer_idx=0)
+
+
 def _t5_vocab_projection(model: nn.Module, hidden: Tensor) -> Tensor:
     if getattr(model.config, "scale_decoder_outputs", model.config.tie_word_embeddings):
         hidden = hidden * (model.config.d_model**-0.5)
@@ -144,6 +151,18 @@ def _t5_parameters(config: PreTrainedConfig) -> int:
 
 
 def _bart_parameters(config: PreTrainedConfig) -> int:
+    # learned positions with BART's offset of 2 rows, and a layer norm on each stack's embeddings
+    return _bart_like_parameters(
+        config, 2 * (config.max_position_embeddings + 2) * config.d_model, 2 * 2 * config.d_model
+    )
+
+
+def _marian_parameters(config: PreTrainedConfig) -> int:
+    # a sinusoidal table per stack (a parameter that never trains), no embedding layer norms
+    return _bart_like_parameters(config, 2 * config.max_position_embeddings * config.d_model, 0)
+
+
+def _bart_like_parameters(config: PreTrainedConfig, positions: int, embedding_norms: int) -> int:
     d = config.d_model
 
     def attention(heads: int) -> int:
@@ -153,10 +172,9 @@ def _bart_parameters(config: PreTrainedConfig) -> int:
     def layer(heads: int, ffn: int, attentions: int) -> int:
         return attentions * (attention(heads) + 2 * d) + d * ffn + ffn + ffn * d + d + 2 * d
 
-    positions = 2 * (config.max_position_embeddings + 2) * d
     encoder = config.encoder_layers * layer(config.encoder_attention_heads, config.encoder_ffn_dim, 1)
     decoder = config.decoder_layers * layer(config.decoder_attention_heads, config.decoder_ffn_dim, 2)
-    return config.vocab_size * d + positions + encoder + decoder + 2 * 2 * d
+    return config.vocab_size * d + positions + encoder + decoder + embedding_norms
 
 
 def _bart_vocab_projection(model: nn.Module, hidden: Tensor) -> Tensor:
@@ -167,6 +185,12 @@ def _bart_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Mod
     from transformers.models.bart.modeling_bart import BartDecoderLayer, BartEncoderLayer
 
     return (BartEncoderLayer if name == "encoder" else BartDecoderLayer)(config, layer_idx=0)
+
+
+def _marian_layer(config: PreTrainedConfig, name: str, owns_start: bool) -> nn.Module:
+    from transformers.models.marian.modeling_marian import MarianDecoderLayer, MarianEncoderLayer
+
+    return (MarianEncoderLayer if name == "encoder" else MarianDecoderLayer)(config, layer_idx=0)
 
 
 def _resize_bart_attention(attention: nn.Module, heads: int, head_dim: int) -> None:
@@ -279,9 +303,35 @@ BART_ADAPTER = ArchAdapter(
 )
 
 
+# mT5 is T5 with its own classes (gated-GELU feed-forward and untied embeddings by default, both
+# config choices T5 already has): the same stack layout and parameter names, other layer classes.
+MT5_ADAPTER = dataclasses.replace(
+    T5_ADAPTER,
+    family="mt5",
+    stock_config_class=MT5Config,
+    stock_model_name="MT5ForConditionalGeneration",
+    layer_factory=_mt5_layer,
+)
+
+# Marian (opus-mt translation models) is BART's layout with sinusoidal positions and no embedding
+# layer norms: the same stacks, parameter names and LM head (with its final_logits_bias).
+MARIAN_ADAPTER = dataclasses.replace(
+    BART_ADAPTER,
+    family="marian",
+    stock_config_class=MarianConfig,
+    stock_model_name="MarianMTModel",
+    layer_factory=_marian_layer,
+    parameter_count=_marian_parameters,
+    attention_class_name="MarianAttention",
+)
+
+ADAPTERS = (T5_ADAPTER, BART_ADAPTER, MT5_ADAPTER, MARIAN_ADAPTER)  # the supported families, one adapter each
+
+
 def adapter_for(model: nn.Module) -> ArchAdapter:
-    """The adapter of a stock T5 or BART model (subclasses such as the modular models included)."""
-    for adapter in (T5_ADAPTER, BART_ADAPTER):
+    """The adapter of a stock model of a supported family (subclasses such as the modular models included)."""
+    for adapter in ADAPTERS:
         if isinstance(model, adapter.stock_model_class):
             return adapter
-    raise TypeError(f"hf_modular supports T5 and BART models, got {type(model).__name__}")
+    supported = ", ".join(adapter.stock_model_name for adapter in ADAPTERS)
+    raise TypeError(f"hf_modular supports {supported} models, got {type(model).__name__}")

@@ -53,6 +53,8 @@ REGISTRATION_NEEDS = (
     "transformers.models.auto.modeling_auto",
     "transformers.models.t5.configuration_t5",
     "transformers.models.bart.configuration_bart",
+    "transformers.models.mt5.configuration_mt5",
+    "transformers.models.marian.configuration_marian",
 )
 _state = {"hooked": False, "registered": False}
 

@@ -11,18 +11,26 @@ from transformers import (
     BartForConditionalGeneration,
     DynamicCache,
     EncoderDecoderCache,
+    MarianConfig,
+    MarianMTModel,
+    MT5Config,
+    MT5ForConditionalGeneration,
     T5Config,
     T5ForConditionalGeneration,
 )
 from transformers.models.t5.modeling_t5 import T5Block
 
-import hf_modular
 from hf_modular.configuration_modular import MODULAR_FIELDS
 from hf_modular.modeling_modular import ModularModelMixin
 from hf_modular.plan import STACKS
+from hf_modular.registry import get_method
 
 VOCAB = 64
-FAMILIES = ("t5", "bart")
+FAMILIES = ("t5", "bart")  # the families every method supports
+# the families of the modular method's core contract (identity, plans, save/load, export): the
+# ones above plus those added through one adapter and its family files
+CORE_FAMILIES = (*FAMILIES, "mt5", "marian")
+T5_LIKE = ("t5", "mt5")  # pad 0, EOS 1
 # transformers 5.24 renamed generate()'s past_key_values keyword to cache (the old one warns until 6.0)
 CACHE_KWARG = "cache" if "cache" in inspect.signature(T5Block.forward).parameters else "past_key_values"
 
@@ -30,8 +38,8 @@ CACHE_KWARG = "cache" if "cache" in inspect.signature(T5Block.forward).parameter
 def tiny_teacher(family: str, encoder_layers: int = 6, decoder_layers: int = 6, seed: int = 0):
     """A randomly initialised stock teacher small enough for many forward passes per test."""
     torch.manual_seed(seed)
-    if family == "t5":
-        config = T5Config(
+    if family in T5_LIKE:
+        config = (T5Config if family == "t5" else MT5Config)(
             vocab_size=VOCAB,
             d_model=32,
             d_kv=8,
@@ -44,7 +52,28 @@ def tiny_teacher(family: str, encoder_layers: int = 6, decoder_layers: int = 6, 
             eos_token_id=1,
             dropout_rate=0.0,
         )
-        return T5ForConditionalGeneration(config).eval()
+        return (T5ForConditionalGeneration if family == "t5" else MT5ForConditionalGeneration)(config).eval()
+    if family == "marian":  # BART's layout with sinusoidal positions; pad 1 and EOS 2 as for BART here
+        config = MarianConfig(
+            vocab_size=VOCAB,
+            decoder_vocab_size=VOCAB,
+            d_model=32,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers,
+            max_position_embeddings=64,
+            pad_token_id=1,
+            eos_token_id=2,
+            decoder_start_token_id=1,
+            forced_eos_token_id=None,
+            dropout=0.0,
+            attention_dropout=0.0,
+            activation_dropout=0.0,
+        )
+        return MarianMTModel(config).eval()
     config = BartConfig(
         vocab_size=VOCAB,
         d_model=32,
@@ -68,9 +97,7 @@ def tiny_teacher(family: str, encoder_layers: int = 6, decoder_layers: int = 6, 
 
 
 def modular_class(family: str):
-    return {"t5": hf_modular.ModularT5ForConditionalGeneration, "bart": hf_modular.ModularBartForConditionalGeneration}[
-        family
-    ]
+    return get_method("modular").model_class(family)
 
 
 @torch.no_grad()
@@ -94,7 +121,7 @@ def sample_inputs(family: str, batch: int = 3, length: int = 9, seed: int = 2) -
     generator = torch.Generator().manual_seed(seed)
     input_ids = torch.randint(3, VOCAB, (batch, length), generator=generator)
     attention_mask = torch.ones_like(input_ids)
-    pad = 0 if family == "t5" else 1
+    pad = 0 if family in T5_LIKE else 1
     input_ids[-1, -3:] = pad
     attention_mask[-1, -3:] = 0
     decoder_input_ids = torch.randint(3, VOCAB, (batch, 5), generator=generator)
@@ -145,7 +172,7 @@ def family(request) -> str:
 def copy_task(family: str, size: int = 64, length: int = 8, seed: int = 3) -> list[dict[str, torch.Tensor]]:
     """A small learnable task: the labels are the input tokens in reverse, then EOS."""
     generator = torch.Generator().manual_seed(seed)
-    eos = 1 if family == "t5" else 2
+    eos = 1 if family in T5_LIKE else 2
     rows = []
     for _ in range(size):
         tokens = torch.randint(3, VOCAB, (length,), generator=generator)
@@ -162,7 +189,7 @@ def copy_task(family: str, size: int = 64, length: int = 8, seed: int = 3) -> li
 def ragged_copy_task(family: str, size: int = 8, seed: int = 4) -> list[dict[str, torch.Tensor]]:
     """Like copy_task, with lengths 3..9, so micro-batches hold different numbers of tokens."""
     generator = torch.Generator().manual_seed(seed)
-    eos = 1 if family == "t5" else 2
+    eos = 1 if family in T5_LIKE else 2
     rows = []
     for _ in range(size):
         length = int(torch.randint(3, 10, (), generator=generator))
@@ -173,7 +200,7 @@ def ragged_copy_task(family: str, size: int = 8, seed: int = 4) -> list[dict[str
 
 def pad_collator(family: str):
     """Right-pads input_ids (attention_mask 0) and labels (-100)."""
-    pad = 0 if family == "t5" else 1
+    pad = 0 if family in T5_LIKE else 1
 
     def collate(rows: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in rows)

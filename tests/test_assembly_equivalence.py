@@ -7,9 +7,15 @@ import torch
 
 from hf_modular import STRATEGIES, measure_plans
 from hf_modular.assembly import format_ratio
-from tests.conftest import generate, modular_model, sample_inputs, stock_model_with_plan
+from tests.conftest import CORE_FAMILIES, generate, modular_model, sample_inputs, stock_model_with_plan
 
 SHAPES = [(6, 6), (2, 4)]  # (encoder, decoder) depths; (2, 4) has a decoder deeper than its encoder
+
+
+@pytest.fixture(params=CORE_FAMILIES)
+def family(request) -> str:
+    """Every family of the core contract, mT5 included (conftest's fixture covers T5 and BART)."""
+    return request.param
 
 
 @pytest.mark.parametrize(("encoder_layers", "decoder_layers"), SHAPES)

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import torch
 
+from hf_modular.arch import adapter_for
 from hf_modular.errors import AssemblyError, CheckpointError, ConfigError, DataError
 from hf_modular.integrations import onnx as onnx_export
 from hf_modular.integrations.onnx import OnnxSeq2Seq, export_onnx
 from hf_modular.integrations.optimum import TASKS, ModularOnnxExportConfig, register_optimum_tasks
-from tests.conftest import FAMILIES, VOCAB, generate, modular_model, tiny_teacher
+from tests.conftest import CORE_FAMILIES, FAMILIES, T5_LIKE, VOCAB, generate, modular_model, tiny_teacher
 
 HAVE_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript", "onnxruntime"))
 NO_ONNX = "needs onnx, onnxscript and onnxruntime: pip install hf_modular[onnx]"
@@ -38,7 +39,7 @@ EXPECTED_FILES = {
 def ragged_inputs(family: str, lengths: tuple[int, ...] = (7, 3, 5, 1), seed: int = 5) -> dict[str, torch.Tensor]:
     """Right-padded rows of different lengths, one of them a single token."""
     generator = torch.Generator().manual_seed(seed)
-    pad = 0 if family == "t5" else 1
+    pad = 0 if family in T5_LIKE else 1
     input_ids = torch.full((len(lengths), max(lengths)), pad)
     attention_mask = torch.zeros_like(input_ids)
     for row, length in enumerate(lengths):
@@ -67,7 +68,11 @@ class Exported:
     modular: bool
 
 
-@pytest.fixture(scope="module", params=[(f, v) for f in FAMILIES for v in VARIANTS], ids=lambda p: f"{p[0]}-{p[1]}")
+# T5 and BART with every variant; the families added through the adapter contract with one ratio
+EXPORTS = [(f, v) for f in FAMILIES for v in VARIANTS] + [(f, "2x") for f in CORE_FAMILIES if f not in FAMILIES]
+
+
+@pytest.fixture(scope="module", params=EXPORTS, ids=lambda p: f"{p[0]}-{p[1]}")
 def exported(request, tmp_path_factory) -> Exported:
     """One export per (family, variant), shared by the tests below (an export takes seconds)."""
     if not HAVE_ONNX:
@@ -82,6 +87,8 @@ def exported(request, tmp_path_factory) -> Exported:
         steps = (2, 3)
     else:
         _, model = modular_model(family)
+        if family not in FAMILIES:  # a fresh tiny Marian emits one token whatever the input: vary it all
+            varied(model)
         before = model.active_plan
         export_onnx(model, folder, assemble=variant)
         assert model.active_plan == before  # exporting another plan leaves the caller's model as it was
@@ -99,9 +106,7 @@ def test_export_folder_holds_the_graphs_configs_and_description(exported):
     assert [p for p in folder.parent.iterdir() if p.suffix != ".lock"] == [folder]  # no staging folder beside it
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == exported.family  # a stock config: loads without hf_modular
-    depth_fields = (
-        ("num_layers", "num_decoder_layers") if exported.family == "t5" else ("encoder_layers", "decoder_layers")
-    )
+    depth_fields = adapter_for(exported.model).depth_fields
     assert (config[depth_fields[0]], config[depth_fields[1]]) == exported.steps
     generation = json.loads((folder / "generation_config.json").read_text())
     assert generation["decoder_start_token_id"] == exported.model.generation_config.decoder_start_token_id

@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, BartConfig, T5Config
 import hf_modular
 from hf_modular import CheckpointError
 from hf_modular.modeling_modular import ModularModelMixin
-from tests.conftest import generate, modular_class, modular_model, sample_inputs, tiny_teacher
+from tests.conftest import CORE_FAMILIES, generate, modular_class, modular_model, sample_inputs, tiny_teacher
 
 
 def num_params(model) -> int:
@@ -24,6 +24,12 @@ def num_params(model) -> int:
 def checkpoint_keys(path) -> set[str]:
     with safe_open(str(path / "model.safetensors"), framework="pt") as f:
         return set(f.keys())
+
+
+@pytest.fixture(params=CORE_FAMILIES)
+def family(request) -> str:
+    """Every family of the core contract, mT5 included (conftest's fixture covers T5 and BART)."""
+    return request.param
 
 
 @pytest.fixture
@@ -146,7 +152,7 @@ def test_export_assembled_is_a_stock_checkpoint(family, artifact, tmp_path):
     )
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["model_type"] == family and not seen["hf_modular_imported"]
-    assert seen["type"] in ("T5ForConditionalGeneration", "BartForConditionalGeneration")
+    assert seen["type"] == small.adapter.stock_model_name  # T5/Bart/MT5ForConditionalGeneration
     assert seen["tokens"] == generate(small, inputs).tolist()
 
 

@@ -27,6 +27,16 @@ METHOD = register_method(
                 "hf_modular.models.modular_bart.configuration_modular_bart:ModularBartConfig",
                 "hf_modular.models.modular_bart.modeling_modular_bart:ModularBartForConditionalGeneration",
             ),
+            "marian": ModelClasses(
+                "modular_marian",
+                "hf_modular.models.modular_marian.configuration_modular_marian:ModularMarianConfig",
+                "hf_modular.models.modular_marian.modeling_modular_marian:ModularMarianMTModel",
+            ),
+            "mt5": ModelClasses(
+                "modular_mt5",
+                "hf_modular.models.modular_mt5.configuration_modular_mt5:ModularMT5Config",
+                "hf_modular.models.modular_mt5.modeling_modular_mt5:ModularMT5ForConditionalGeneration",
+            ),
         },
         objective="hf_modular.methods.modular.objective:ModularObjective",
         stock_layout=True,
