@@ -32,7 +32,8 @@ def test_every_method_package_is_registered_with_its_auto_classes():
         assert type(AutoConfig.for_model(model_type)) is config_class
         assert classes.model.rpartition(":")[2] == get_method_of(model_type).model_class(family_of(model_type)).__name__
     assert trainable_methods() == ["cost_eff", "modular", "pet"]
-    assert stock_types() == {"modular_t5": "t5", "modular_bart": "bart"}  # only these keep the stock layers
+    modular = {"modular_t5": "t5", "modular_bart": "bart", "modular_mt5": "mt5", "modular_marian": "marian"}
+    assert stock_types() == modular  # only the modular types keep the stock layers
 
 
 def get_method_of(model_type: str) -> Method:
