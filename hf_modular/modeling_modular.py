@@ -21,25 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from transformers.modeling_utils import PreTrainedModel
 
 from .arch import ArchAdapter
 from .assembly import PlanChoice, PlanSpace, StackSpace, check_strategy
-from .atomic_save import check_output_path, staged_directory, verify_manifest
+from .atomic_save import check_output_path, staged_directory
 from .configuration_modular import MODULAR_FIELDS, architecture_values, deep_decoder_stock_config_class
-from .errors import AssemblyError, CheckpointError, ConfigError, DataError, HfModularError
+from .errors import AssemblyError, CheckpointError, ConfigError, DataError
 from .model_card import write_assembled_card
 from .plan import STACKS, Plan, Span, module_spans
 from .planned_layers import POOL, PlannedLayers
 from .registration import register_integrations
 from .report import CompressionReport, StackCount
-from .safe_loading import check_checkpoint_folder, check_tensor_dtypes
+from .safe_loading import check_checkpoint_folder
+from .serialization import SafeSerializationMixin
 
 logger = logging.getLogger(__name__)
 
 
-class ModularModelMixin:
+class ModularModelMixin(SafeSerializationMixin):
     """Adds module pools, plans, assembly, export and reporting to a stock seq2seq model."""
 
     config: Any  # a ModularConfigMixin
@@ -252,33 +252,23 @@ class ModularModelMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *args: Any, **kwargs: Any):
-        """Stock ``from_pretrained`` with hf_modular's loading rules, returning the modular artifact
-        (``assemble=None``) or, with ``assemble="3x"`` (or a plan), the STOCK T5/BART model of that
-        plan: only the plan's weights are read, and the result is a plain transformers model whose
-        ``config.hf_modular`` records where it came from (artifact, plan, ratio, why this plan).
+        """Stock ``from_pretrained`` with hf_modular's loading rules (``hf_modular.serialization``),
+        returning the modular artifact (``assemble=None``) or, with ``assemble="3x"`` (or a plan),
+        the STOCK model of that plan: only the plan's weights are read, and the result is a plain
+        transformers model whose ``config.hf_modular`` records where it came from (artifact, plan,
+        ratio, why this plan).
 
         On a local artifact, ``revision="3x"`` means ``assemble="3x"`` (on the Hub, a pushed
         artifact keeps each exported size on a branch of that name, so the same call loads the same
-        model there; PEFT records the base model's revision this way).
-
-        Only safetensors and JSON are read, ``trust_remote_code`` is never passed on, a local
-        folder's files must stay inside it, and any failure to read the checkpoint is a
-        ``CheckpointError``. A checkpoint that lacks layers the plan needs is refused too:
-        otherwise those layers would be silently initialised at random.
+        model there; PEFT records the base model's revision this way). A checkpoint that lacks
+        layers the plan needs is refused: otherwise those layers would be silently initialised at
+        random.
         """
-        if kwargs.pop("trust_remote_code", None):
-            logger.warning("ignoring trust_remote_code: hf_modular never runs code from a checkpoint")
-        if kwargs.get("use_safetensors") is False:
-            raise CheckpointError("use_safetensors=False: hf_modular loads safetensors weights only")
-        kwargs["use_safetensors"] = True
-        want_info = kwargs.pop("output_loading_info", False)
-        verify = kwargs.pop("verify_checksums", True)
-        allow_non_finite = kwargs.pop("allow_non_finite", False)
-        folder = Path(pretrained_model_name_or_path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    @classmethod
+    def _prepare_loading(cls, folder: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
         if folder.is_dir():
-            check_checkpoint_folder(folder)
-            verify_manifest(folder, checksums=verify)
-            check_tensor_dtypes(folder)
             revision = kwargs.pop("revision", None)
             if revision is not None and revision != "main" and "assemble" not in kwargs:
                 kwargs["assemble"] = revision  # a local artifact has no branches: the revision names a size
@@ -287,57 +277,32 @@ class ModularModelMixin:
             config.assemble = kwargs.pop("assemble")
             config.validate_modular_fields()
             kwargs["config"] = config
-        try:
-            model, info = super().from_pretrained(  # type: ignore[misc]
-                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
-            )
-        except HfModularError:
-            raise
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError, SafetensorError) as error:
-            raise CheckpointError(f"cannot load {pretrained_model_name_or_path}: {error}") from error
-        attr = model.adapter.layers_attr
+        return kwargs
+
+    def _check_loaded(self, info: dict[str, Any], source: str) -> None:
+        attr = self.adapter.layers_attr
         missing_layers = [k for k in info["missing_keys"] if f".{attr}." in k]
         if missing_layers:
-            stock = model.adapter.stock_config_class.model_type
+            stock = self.adapter.stock_config_class.model_type
             raise CheckpointError(
-                f"{pretrained_model_name_or_path} lacks {len(missing_layers)} layer weights the plan "
-                f"{model.active_plan.describe()} needs (e.g. {missing_layers[0]}). If it is a stock "
-                f"'{stock}' checkpoint, convert it with {cls.__name__}.from_teacher(...)."
-            )
-        if info.get("mismatched_keys"):
-            raise CheckpointError(
-                f"{pretrained_model_name_or_path}: tensors of the wrong shape: {info['mismatched_keys']}"
+                f"{source} lacks {len(missing_layers)} layer weights the plan "
+                f"{self.active_plan.describe()} needs (e.g. {missing_layers[0]}). If it is a stock "
+                f"'{stock}' checkpoint, convert it with {type(self).__name__}.from_teacher(...)."
             )
         extra_layers = sorted(k for k in info.get("unexpected_keys", ()) if f".{attr}." in k)
         if extra_layers:
-            depths = {name: model.adapter.depth(model.config, name) for name in STACKS}
+            depths = {name: self.adapter.depth(self.config, name) for name in STACKS}
             raise CheckpointError(
-                f"{pretrained_model_name_or_path}: config.json describes {depths['encoder']} encoder and "
+                f"{source}: config.json describes {depths['encoder']} encoder and "
                 f"{depths['decoder']} decoder layers, but the weights hold more (e.g. {extra_layers[0]}): the config "
                 f"does not belong to these weights"
             )
-        if not allow_non_finite:
-            bad = next(
-                (n for n, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()), None
-            )
-            if bad is not None:
-                raise CheckpointError(
-                    f"{pretrained_model_name_or_path}: tensor {bad} holds NaN or infinite values; the model would "
-                    f"generate garbage (pass allow_non_finite=True to load it anyway)"
-                )
-        if model.config.assemble is not None:
-            model = model._into_stock_model(str(pretrained_model_name_or_path))
-        return (model, info) if want_info else model
 
-    def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
-        """Stock ``save_pretrained``, made crash-safe (see ``hf_modular.atomic_save``): an
-        interrupted save never damages what ``save_directory`` held before, and a config that would
-        not load again (a field set by hand to a bad value) is refused before anything is written."""
-        if kwargs.get("push_to_hub"):
-            raise ValueError("save_pretrained(push_to_hub=True) is not supported here: use model.push_to_hub(...)")
-        self.config.validate_modular_fields()
-        with staged_directory(save_directory) as staging:
-            super().save_pretrained(staging, *args, **kwargs)  # type: ignore[misc]
+    def _after_loading(self, source: str) -> Any:
+        return self._into_stock_model(source) if self.config.assemble is not None else self
+
+    def _check_before_saving(self) -> None:
+        self.config.validate_modular_fields()  # a field set by hand to a bad value would not load again
 
     # ----------------------------------------------------------------- export and reporting
     def assembled_state_dict(self) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ from ...arch import ArchAdapter, adapter_for
 from ...errors import ConfigError
 from ...modeling_modular import ModularModelMixin
 from ...registry import get_method
+from ...serialization import SafeSerializationMixin
 from ...validation import is_real
 from .config import (
     CONFIDENCE_MEASURES,
@@ -52,7 +53,7 @@ class ExitReport:
         return float(self.layers_per_token.float().mean())
 
 
-class CostEffModelMixin:
+class CostEffModelMixin(SafeSerializationMixin):
     """Installs the exit-aware layer list and the exit heads on a stock seq2seq model."""
 
     config: CostEffConfigMixin

@@ -18,12 +18,13 @@ from ...arch import adapter_for
 from ...errors import ConfigError
 from ...plan import STACKS
 from ...registry import get_method
+from ...serialization import SafeSerializationMixin
 from ...shrink import alternating_layers, shrink_model
 from .config import PetBartConfig, PetConfigMixin, PetT5Config
 from .layers import share_parameters
 
 
-class PetModelMixin:
+class PetModelMixin(SafeSerializationMixin):
     """Builds the stock model at the effective depths, then aliases the shared parts."""
 
     config: PetConfigMixin

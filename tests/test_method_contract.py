@@ -1,0 +1,74 @@
+"""What every model class hf_modular saves guarantees, whatever its method (one tester for all, in
+the way transformers' ModelTesterMixin runs one set of checks on every model): an Auto round trip
+with equal logits, a crash-safe save with its manifest, damaged or pickled weights refused with a
+CheckpointError, NaN weights refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForSeq2SeqLM
+
+from hf_modular import CheckpointError
+from hf_modular.methods import cost_eff, pet
+from tests.conftest import modular_model, sample_inputs, tiny_teacher
+
+BUILDERS = {
+    "modular": lambda family: modular_model(family)[1],
+    "pet": lambda family: pet.build_student(tiny_teacher(family), layers=(2, 2)),
+    "cost_eff": lambda family: cost_eff.add_exits(tiny_teacher(family, 2, 3)),
+}
+
+
+@pytest.fixture(params=sorted(BUILDERS))
+def saved(request, family, tmp_path):
+    model = BUILDERS[request.param](family).eval()
+    folder = tmp_path / request.param
+    model.save_pretrained(folder)
+    return request.param, model, folder
+
+
+@torch.no_grad()
+def test_auto_round_trip_gives_the_same_model(saved, family):
+    _, model, folder = saved
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
+    assert type(loaded) is type(model)
+    inputs = sample_inputs(family)
+    torch.testing.assert_close(loaded(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
+
+
+def test_the_save_is_staged_and_has_a_manifest(saved):
+    _, _, folder = saved
+    manifest = json.loads((folder / "hf_modular_manifest.json").read_text())
+    assert "model.safetensors" in json.dumps(manifest)
+    assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] in ([], [f".{folder.name}.lock"])
+
+
+def test_damaged_and_pickled_weights_are_refused(saved):
+    _, _, folder = saved
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the manifest's checksum no longer matches
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError):
+        AutoModelForSeq2SeqLM.from_pretrained(folder)
+    (folder / "hf_modular_manifest.json").unlink()
+    weights.unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"not read")
+    with pytest.raises(CheckpointError, match=r"pickle|safetensors"):
+        AutoModelForSeq2SeqLM.from_pretrained(folder)
+
+
+def test_nan_weights_are_refused(saved):
+    _, _, folder = saved
+    (folder / "hf_modular_manifest.json").unlink()  # a hand-edited checkpoint: no manifest to match
+    tensors = {k: v.clone() for k, v in load_file(str(folder / "model.safetensors")).items()}
+    name = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[name][0] = float("nan")
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        AutoModelForSeq2SeqLM.from_pretrained(folder)
+    assert AutoModelForSeq2SeqLM.from_pretrained(folder, allow_non_finite=True) is not None
