@@ -108,24 +108,70 @@ def architecture_values(config: PreTrainedConfig) -> dict[str, Any]:
 
 @dataclass(kw_only=True, repr=False)
 class MethodConfigMixin(DecoderCacheDepthMixin):
-    """The base of the other methods' configs (PET, COST-EFF): a stock config plus declared fields.
+    """The one config base of every method (modular, PET, COST-EFF): a stock config plus declared
+    fields. Keys that would run code (``auto_map``, ``trust_remote_code``) are ignored with a
+    warning, keys this version does not know are warned about and ignored (forward compatible),
+    the architecture sizes are validated (and an impossibly large model refused) before anything
+    is built, and a bad value in a checkpoint's dict is a ``ConfigError``. Subclasses validate
+    their own fields in ``validate_fields``.
 
     teacher_name_or_path: where the uncompressed model came from (for model cards).
     """
 
     teacher_name_or_path: str | None = None
 
+    adapter: ClassVar[ArchAdapter]
+
     def __post_init__(self, **kwargs: Any) -> None:
+        fields = {f.name for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        unknown = sorted(k for k in kwargs if k not in fields and k not in KNOWN_EXTRA_KEYS and k not in CODE_KEYS)
         for key in CODE_KEYS:
-            kwargs.pop(key, None)  # never honoured: hf_modular runs no code named by a config
-        kwargs.pop("name_or_path", None)
+            if kwargs.pop(key, None):
+                logger.warning(
+                    "ignoring '%s' in a %s: hf_modular never runs code named by a config", key, self.model_type
+                )
         super().__post_init__(**kwargs)  # type: ignore[misc]
         if getattr(self, "auto_map", None):
-            del self.auto_map  # deleting (not None-ing) keeps it out of config.json
+            logger.warning("ignoring 'auto_map' in a %s: hf_modular never runs code named by a config", self.model_type)
+            del self.auto_map  # deleted, not None-d: a saved "auto_map": null breaks AutoConfig
+        if unknown:  # from a newer version, most likely: forward compatible, so warn and carry on
+            logger.warning("%s: ignoring config keys this version does not use: %s", type(self).__name__, unknown)
+        self.validate_sizes()
+        self.validate_fields()
+
+    def validate_fields(self) -> None:
+        """Refuse bad values of the method's own fields (called on every construction)."""
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
+        """Build from a (checkpoint's) dict: every bad value becomes a ``ConfigError``."""
+        try:
+            return super().from_dict(config_dict, **kwargs)  # type: ignore[misc]
+        except ConfigError:
+            raise
+        except (StrictDataclassFieldValidationError, TypeError, ValueError, KeyError, AttributeError) as error:
+            raise ConfigError(f"invalid {cls.model_type} config: {error}") from error
+
+    def validate_sizes(self) -> None:
+        """Refuse sizes that are not positive or that describe an impossibly large model."""
+        for field in self.adapter.size_fields:
+            value = getattr(self, field)
+            if not is_int(value) or value < 1:
+                raise ConfigError(f"{field}={value!r}: must be a positive integer")
+        for name in STACKS:
+            depth = self.adapter.depth(self, name)  # type: ignore[arg-type]
+            if depth > MAX_LAYERS:
+                raise ConfigError(f"{name} depth {depth} exceeds {MAX_LAYERS} layers")
+        estimate = self.adapter.estimate_parameters(self)
+        if estimate > MAX_PARAMETERS:
+            raise ConfigError(
+                f"this config describes about {estimate:.3g} parameters (more than {MAX_PARAMETERS:.0e}); "
+                f"refusing to build it"
+            )
 
 
 @dataclass(kw_only=True, repr=False)
-class ModularConfigMixin(DecoderCacheDepthMixin):
+class ModularConfigMixin(MethodConfigMixin):
     """Declared fields:
 
     module_sizes: granularities of the module pools (each module replaces that many layers).
@@ -149,36 +195,9 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
     assemble_strategy: str = "auto"
     calibrated_plans: dict[str, dict[str, Any]] | None = None
     plan_scores: dict[str, Any] | None = None
-    teacher_name_or_path: str | None = None
 
-    adapter: ClassVar[ArchAdapter]
-
-    def __post_init__(self, **kwargs: Any) -> None:
-        fields = {f.name for f in dataclasses.fields(self)}  # type: ignore[arg-type]
-        unknown = sorted(k for k in kwargs if k not in fields and k not in KNOWN_EXTRA_KEYS and k not in CODE_KEYS)
-        for key in CODE_KEYS:
-            if kwargs.pop(key, None):
-                logger.warning(
-                    "ignoring '%s' in a %s: hf_modular never runs code named by a config", key, self.model_type
-                )
-        super().__post_init__(**kwargs)  # type: ignore[misc]
-        if getattr(self, "auto_map", None):
-            logger.warning("ignoring 'auto_map' in a %s: hf_modular never runs code named by a config", self.model_type)
-            del self.auto_map  # deleted, not None-d: a saved "auto_map": null breaks AutoConfig
-        if unknown:  # from a newer version, most likely: forward compatible, so warn and carry on
-            logger.warning("%s: ignoring config keys this version does not use: %s", type(self).__name__, unknown)
-        self.validate_sizes()
+    def validate_fields(self) -> None:
         self.validate_modular_fields()
-
-    @classmethod
-    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
-        """Build from a (checkpoint's) dict: every bad value becomes a ``ConfigError``."""
-        try:
-            return super().from_dict(config_dict, **kwargs)  # type: ignore[misc]
-        except ConfigError:
-            raise
-        except (StrictDataclassFieldValidationError, TypeError, ValueError, KeyError, AttributeError) as error:
-            raise ConfigError(f"invalid {cls.model_type} config: {error}") from error
 
     @classmethod
     def from_teacher_config(cls, teacher_config: PreTrainedConfig, **fields: Any) -> ModularConfigMixin:
@@ -200,22 +219,6 @@ class ModularConfigMixin(DecoderCacheDepthMixin):
         if isinstance(sizes, Mapping):
             return tuple(sorted(set(sizes.get(name, default_module_sizes(self.stack_depth(name))))))
         return tuple(sorted(set(sizes)))
-
-    def validate_sizes(self) -> None:
-        """Refuse sizes that are not positive or that describe an impossibly large model."""
-        for field in self.adapter.size_fields:
-            value = getattr(self, field)
-            if not is_int(value) or value < 1:
-                raise ConfigError(f"{field}={value!r}: must be a positive integer")
-        for name in STACKS:
-            if self.stack_depth(name) > MAX_LAYERS:
-                raise ConfigError(f"{name} depth {self.stack_depth(name)} exceeds {MAX_LAYERS} layers")
-        estimate = self.adapter.estimate_parameters(self)
-        if estimate > MAX_PARAMETERS:
-            raise ConfigError(
-                f"this config describes about {estimate:.3g} parameters (more than {MAX_PARAMETERS:.0e}); "
-                f"refusing to build it"
-            )
 
     def validate_modular_fields(self) -> None:
         sizes = self.module_sizes

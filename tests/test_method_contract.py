@@ -72,3 +72,23 @@ def test_nan_weights_are_refused(saved):
     with pytest.raises(CheckpointError, match="NaN or infinite"):
         AutoModelForSeq2SeqLM.from_pretrained(folder)
     assert AutoModelForSeq2SeqLM.from_pretrained(folder, allow_non_finite=True) is not None
+
+
+def test_every_config_ignores_code_keys_warns_on_unknown_ones_and_refuses_bad_sizes(saved, caplog):
+    from transformers import AutoConfig
+
+    from hf_modular import ConfigError
+
+    _, model, folder = saved
+    path = folder / "config.json"
+    values = json.loads(path.read_text())
+    values.update(auto_map={"AutoConfig": "evil.Config"}, from_a_newer_version=1)
+    path.write_text(json.dumps(values))
+    with caplog.at_level("WARNING"):
+        config = AutoConfig.from_pretrained(folder)
+    assert not hasattr(config, "auto_map") or not config.auto_map
+    assert "never runs code" in caplog.text and "from_a_newer_version" in caplog.text
+    field = model.config.adapter.size_fields[1]  # d_model
+    path.write_text(json.dumps({**values, field: -4}))
+    with pytest.raises(ConfigError, match=f"{field}=-4: must be a positive integer"):
+        AutoConfig.from_pretrained(folder)
