@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -146,24 +146,39 @@ def score_loader(model: PreTrainedModel, loader: DataLoader, decode: bool, max_n
     """Teacher-forced loss over ``loader`` and, if ``decode``, greedy predictions and references
     (token ids without special tokens or padding; ``max_new_tokens=None``: per batch from its
     labels). Works for any seq2seq model."""
-    device, special = model.device, special_token_ids(model)
-    total, tokens, predictions, references = 0.0, 0, [], []
+    total, tokens = 0.0, 0
     for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = {k: v.to(model.device) for k, v in batch.items()}
         mask = batch["labels"].ne(-100)
         total += model(**batch).loss.item() * int(mask.sum())
         tokens += int(mask.sum())
-        if decode:
-            out = model.generate(
-                input_ids=batch["input_ids"],
-                attention_mask=batch.get("attention_mask"),
-                do_sample=False,
-                num_beams=1,
-                max_new_tokens=max_new_tokens or decode_length(model, [batch]),
-            )
-            predictions += token_lists(out, special)
-            references += token_lists(batch["labels"], special)
+    predictions, references = greedy_decodes(model, loader, max_new_tokens) if decode else ([], [])
     return total / max(tokens, 1), predictions, references
+
+
+def greedy_decodes(
+    model: PreTrainedModel,
+    loader: Iterable[Mapping[str, torch.Tensor]],
+    max_new_tokens: int | None = None,
+    on_batch: Callable[[dict[str, torch.Tensor], torch.Tensor], None] | None = None,
+    **generate_kwargs: Any,
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Greedy predictions and references of every batch, as token ids without special tokens or
+    padding (what metrics compare): the one decode loop of evaluation and the COST-EFF sweep.
+    ``max_new_tokens=None``: per batch from its labels (``decode_length``); ``on_batch(inputs,
+    output ids)`` sees each batch's result; ``generate_kwargs`` go to every ``generate`` call."""
+    special = special_token_ids(model)
+    predictions: list[list[int]] = []
+    references: list[list[int]] = []
+    for batch in loader:
+        inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
+        length = max_new_tokens or decode_length(model, [batch])
+        out = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=length, **generate_kwargs)
+        if on_batch is not None:
+            on_batch(inputs, out)
+        predictions += token_lists(out, special)
+        references += token_lists(batch["labels"], special)
+    return predictions, references
 
 
 def decode_length(model: PreTrainedModel, batches: Sequence[Mapping[str, Any]] = ()) -> int:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ...evaluation import MetricFn, special_token_ids, token_lists
+from ...evaluation import MetricFn, greedy_decodes
 from ...markdown import markdown_table
 from ...metrics import sequence_metrics
 from .model import CostEffModelMixin
@@ -88,6 +88,27 @@ def _generated_lengths(sequences: torch.Tensor, model: nn.Module) -> list[int]:
     return lengths
 
 
+@dataclass
+class _DecodeCost:
+    """FLOPs, generated tokens and decoder layers run, summed over the batches of one threshold."""
+
+    model: CostEffModelMixin
+    depth: int
+    flops: float = 0.0
+    tokens: int = 0
+    layers: int = 0
+
+    def add(self, inputs: dict[str, torch.Tensor], out: torch.Tensor) -> None:
+        """One decoded batch, read from the model's exit report of that batch."""
+        report = self.model.last_exit_report
+        sources = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])).sum(-1).tolist()
+        for row, length in enumerate(_generated_lengths(out, self.model)):
+            used = report.layers_per_token[row, :length].tolist() if report is not None else [self.depth] * length
+            self.flops += decoding_flops(self.model, int(sources[row]), used)
+            self.tokens += length
+            self.layers += sum(used)
+
+
 @torch.no_grad()
 def sweep_thresholds(
     model: CostEffModelMixin,
@@ -110,27 +131,16 @@ def sweep_thresholds(
     of ``latency_repeats`` runs after one warm-up batch.
     """
     model.eval()
-    special = special_token_ids(model)
+    depth = model.adapter.depth(model.config, "decoder")
     points = []
     for threshold in thresholds:
-        predictions, references, flops, tokens, layers = [], [], 0.0, 0, 0
-        for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn):
-            inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
-            out = model.generate(
-                **inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens, early_exit_threshold=threshold
-            )
-            report = model.last_exit_report
-            depth = model.adapter.depth(model.config, "decoder")
-            sources = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])).sum(-1).tolist()
-            for row, length in enumerate(_generated_lengths(out, model)):
-                used = report.layers_per_token[row, :length].tolist() if report is not None else [depth] * length
-                flops += decoding_flops(model, int(sources[row]), used)
-                tokens += length
-                layers += sum(used)
-            predictions += token_lists(out, special)
-            references += token_lists(batch["labels"], special)
-        tokens = max(tokens, 1)
-        point = SweepPoint(threshold, metric_fn(predictions, references), layers / tokens, flops / tokens)
+        cost = _DecodeCost(model, depth)
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_fn)
+        predictions, references = greedy_decodes(
+            model, loader, max_new_tokens, on_batch=cost.add, early_exit_threshold=threshold
+        )
+        tokens = max(cost.tokens, 1)
+        point = SweepPoint(threshold, metric_fn(predictions, references), cost.layers / tokens, cost.flops / tokens)
         timing = [dataset[i % len(dataset)] for i in range(latency_examples)]
         for size in latency_batch_sizes:
             batches = [collate_fn(timing[i : i + size]) for i in range(0, len(timing), size)]
