@@ -137,7 +137,7 @@ def measure_plans(
     plans, each size keeps its most even tilings first. Afterwards ``assemble="Nx"`` (strategy
     ``auto`` or ``measured``) serves the front plan with the smallest ratio at least N; the front
     admits a larger plan only when it is better by more than ``tolerance_se`` paired standard
-    errors (``0``: any gain; the G2P benchmark chose ``1.0`` on dev words, docs/g2p.md).
+    errors (``0``: any gain; on dev words the G2P benchmark chose 0.5 for T5 and 1.0 for BART, docs/g2p.md).
     """
     if metric not in PLAN_METRICS:
         raise ConfigError(f"metric={metric!r} is not one of {list(PLAN_METRICS)}")
