@@ -53,28 +53,8 @@ def tiny_teacher(family: str, encoder_layers: int = 6, decoder_layers: int = 6, 
             dropout_rate=0.0,
         )
         return (T5ForConditionalGeneration if family == "t5" else MT5ForConditionalGeneration)(config).eval()
-    if family == "marian":  # BART's layout with sinusoidal positions; pad 1 and EOS 2 as for BART here
-        config = MarianConfig(
-            vocab_size=VOCAB,
-            decoder_vocab_size=VOCAB,
-            d_model=32,
-            encoder_attention_heads=4,
-            decoder_attention_heads=4,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            encoder_layers=encoder_layers,
-            decoder_layers=decoder_layers,
-            max_position_embeddings=64,
-            pad_token_id=1,
-            eos_token_id=2,
-            decoder_start_token_id=1,
-            forced_eos_token_id=None,
-            dropout=0.0,
-            attention_dropout=0.0,
-            activation_dropout=0.0,
-        )
-        return MarianMTModel(config).eval()
-    config = BartConfig(
+    # BART's layout; Marian is that with sinusoidal positions (pad 1 and EOS 2 for both here)
+    layout = dict(
         vocab_size=VOCAB,
         d_model=32,
         encoder_attention_heads=4,
@@ -85,14 +65,15 @@ def tiny_teacher(family: str, encoder_layers: int = 6, decoder_layers: int = 6, 
         decoder_layers=decoder_layers,
         max_position_embeddings=64,
         pad_token_id=1,
-        bos_token_id=0,
         eos_token_id=2,
-        decoder_start_token_id=2,
         forced_eos_token_id=None,
         dropout=0.0,
         attention_dropout=0.0,
         activation_dropout=0.0,
     )
+    if family == "marian":
+        return MarianMTModel(MarianConfig(**layout, decoder_vocab_size=VOCAB, decoder_start_token_id=1)).eval()
+    config = BartConfig(**layout, bos_token_id=0, decoder_start_token_id=2)
     return BartForConditionalGeneration(config).eval()
 
 
