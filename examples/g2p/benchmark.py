@@ -120,6 +120,16 @@ def setup(family: str, eval_words: int, threads: int = 2):
     return teacher, G2PDataset(data["test"][:eval_words], tokenizer), G2PDataset(data["train"], tokenizer)
 
 
+FULL_RUNS = Path("runs/g2p/bench/full")  # where `benchmark.py --full` keeps its runs (relative to the cwd)
+
+
+def full_artifact(family: str, root: Path = FULL_RUNS):
+    """The modular artifact `benchmark.py --full` trained (with its measured front), or None before that run;
+    the sibling-method scripts put its assemblies next to their own rows."""
+    artifact = root / family / "modular" / "artifact"
+    return MODULAR[family].from_pretrained(artifact).eval() if artifact.exists() else None
+
+
 class Cells:
     """Finished benchmark rows, cached on disk so reruns skip them."""
 

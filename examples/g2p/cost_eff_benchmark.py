@@ -20,9 +20,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from benchmark import ROOT, Cells, replace_section, setup, train
+from benchmark import FULL_RUNS, ROOT, Cells, full_artifact, replace_section, setup, train
 from data import collate, g2p_metrics
-from run import MODULAR
 from teachers import MAX_NEW_TOKENS
 from transformers import AutoModelForSeq2SeqLM
 
@@ -38,14 +37,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--eval-words", type=int, default=1000)
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/cost_eff"))
+    parser.add_argument("--artifact-root", type=Path, default=FULL_RUNS, help="benchmark.py --full's runs")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
-    teacher, test, train_set = setup(args.family, args.eval_words)
+    teacher, test, train_set = setup(args.family, args.eval_words, args.threads)
     calibration = [collate([train_set[i] for i in range(start, start + 64)]) for start in range(0, 512, 64)]
     cells = Cells(args.runs / args.family / "cells.json")
     rows = {"teacher": cells.get("teacher", lambda: sweep(cost_eff.as_cost_eff(teacher), test, (None,)))}
-    artifact = ROOT / f"runs/g2p/bench/small/{args.family}/modular/artifact"
-    if artifact.exists():
-        modular = MODULAR[args.family].from_pretrained(artifact).eval()
+    modular = full_artifact(args.family, args.artifact_root)
+    if modular is not None:
         for spec in ("2x", "3x"):
 
             def assembled(spec: str = spec) -> dict:
@@ -111,7 +111,8 @@ def render(rows: dict[str, dict], args) -> str:
         "leaves at the first exit whose top probability reaches it (never = full depth). FLOPs: per generated "
         "phone, encoder included, counted from the matrices (`cost_eff.decoding_flops`). Latency: ms per word, "
         "greedy, natural stopping, 64 words. Score = 100 - PER, as a share of the teacher's. The published anchor "
-        "(BERT on GLUE): 1/8 of the parameters and 1/19 of the FLOPs at ~96.5% of the teacher's score.",
+        "(BERT on GLUE): 1/8 of the parameters and 1/19 of the FLOPs at ~96.5% of the teacher's score. Modular "
+        "rows: the sizes `assemble()` serves from the artifact `benchmark.py --full` trained (its measured front).",
         "",
         "| model | threshold | params | 1/params | MFLOPs/phone | 1/FLOPs | layers/phone | ms/word @1 | "
         "ms/word @32 | PER % | WER % | score vs teacher |",

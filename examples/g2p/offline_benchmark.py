@@ -20,9 +20,9 @@ import os
 from pathlib import Path
 
 import torch
-from benchmark import ROOT, Cells, measure, replace_section
+from benchmark import FULL_RUNS, ROOT, Cells, full_artifact, measure, replace_section
 from data import G2PDataset, split
-from run import MODULAR, load_teacher
+from run import load_teacher
 
 from hf_modular.methods import offline_ae
 
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--eval-words", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=1500, help="autoencoder training steps per coder")
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/offline"))
-    parser.add_argument("--artifact-root", type=Path, default=Path("runs/g2p/bench/full"))
+    parser.add_argument("--artifact-root", type=Path, default=FULL_RUNS)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument(
         "--cached-only", action="store_true", help="render what is cached; rows not yet measured say so"
@@ -58,9 +58,9 @@ def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> st
     test = G2PDataset(split()["test"][: args.eval_words], tokenizer)
     cells = Cells(args.runs / family / "cells.json")
     bases = {"teacher": teacher}
-    artifact = args.artifact_root / family / "modular" / "artifact"
-    if artifact.exists():
-        bases["3x assembly"] = MODULAR[family].from_pretrained(artifact).assemble("3x").to_stock_model().eval()
+    modular = full_artifact(family, args.artifact_root)
+    if modular is not None:
+        bases["3x assembly"] = modular.assemble("3x").to_stock_model().eval()
 
     def cell(base_name: str, target: str, ratio: float, method: str, mode: str) -> dict:
         settings = {"steps": args.steps} if method == "autoencoder" else {}

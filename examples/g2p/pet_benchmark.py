@@ -17,9 +17,11 @@ from functools import cache, partial
 from pathlib import Path
 
 from benchmark import (
+    FULL_RUNS,
     LATENCY_BATCHES,
     ROOT,
     Cells,
+    full_artifact,
     measure,
     replace_section,
     setup,
@@ -27,7 +29,6 @@ from benchmark import (
     trained_student,
     with_latency,
 )
-from run import MODULAR
 
 from hf_modular.methods import pet
 
@@ -39,8 +40,10 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=150, help="warm-up task steps within --steps")
     parser.add_argument("--eval-words", type=int, default=2000)
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/pet"))
+    parser.add_argument("--artifact-root", type=Path, default=FULL_RUNS, help="benchmark.py --full's runs")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
-    teacher, test, train_set = setup(args.family, args.eval_words)
+    teacher, test, train_set = setup(args.family, args.eval_words, args.threads)
     cells = Cells(args.runs / args.family / "cells.json")
     rows = {"teacher": cells.get("teacher", lambda: measure(teacher, test))}
     contenders = {"teacher": lambda: teacher}  # row name -> the model to time
@@ -63,9 +66,8 @@ def main() -> None:
 
         rows[name] = cells.get(name, run)
         contenders[name] = cache(partial(trained_student, run_dir))
-    artifact = Path(f"runs/g2p/bench/small/{args.family}/modular/artifact")
-    if artifact.exists():  # the modular assemblies of similar size, measured in this run too
-        modular = MODULAR[args.family].from_pretrained(artifact).eval()
+    modular = full_artifact(args.family, args.artifact_root)
+    if modular is not None:  # the modular assemblies of similar size, measured in this run too
         for spec in ("1.5x", "3x"):
 
             def assembled(spec: str = spec):
@@ -94,7 +96,8 @@ def render(rows: dict[str, dict], args) -> str:
         f"(effective 4+4); {args.steps} steps of batch 64 against the teacher with PET's loss "
         "(0.9 CE + 0.1 KD at T=10 + 50 hidden MSE). Memory: parameters stored, and their fp32 bytes. Speed: greedy "
         f"decode at batch {batch}. The published anchor (IWSLT'14 EN-DE, a far larger model): -81% memory, "
-        "+45% speed, -0.27 BLEU.",
+        "+45% speed, -0.27 BLEU. Modular rows: the sizes `assemble()` serves from the artifact "
+        "`benchmark.py --full` trained (its measured front), when that run's folder is there.",
         "",
         f"| model | params | MB (fp32) | memory vs teacher | ms@{batch} | speedup | PER % | WER % | train CPU s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
