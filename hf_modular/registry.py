@@ -2,7 +2,8 @@
 
 A method (one folder under ``hf_modular/methods``) declares, in its package ``__init__``, its name,
 its model types with their config and model classes per stock family, the ``Objective``
-``CompressionTrainer(method=...)`` trains it with (if any), and whether its models keep the stock family's module
+``CompressionTrainer(method=...)`` trains it with (if any) and the arguments class that carries its
+settings and defaults, and whether its models keep the stock family's module
 layout (so PEFT's and optimum's defaults for the family carry over). The Auto-class registration,
 the trainer, the CLI and the PEFT / optimum defaults all read this table, so adding a method or a
 family touches no hand-kept list (peft registers its tuners the same way).
@@ -41,6 +42,7 @@ class Method:
     summary: str
     models: Mapping[str, ModelClasses] = field(default_factory=dict)  # stock family (or ANY_FAMILY) -> classes
     objective: str = ""  # "module:Class" of its training Objective: CompressionTrainer(method=name) runs it
+    arguments: str = "hf_modular.training.arguments:CompressionTrainingArguments"  # its TrainingArguments class
     stock_layout: bool = False  # its models have the stock family's layers: PEFT/optimum defaults carry over
 
     def classes(self, family: str) -> ModelClasses:
@@ -56,6 +58,9 @@ class Method:
 
     def model_class(self, family: str) -> type:
         return resolve(self.classes(family).model)
+
+    def arguments_class(self) -> type:
+        return resolve(self.arguments)
 
     def objective_class(self) -> type:
         if not self.objective:

@@ -360,8 +360,8 @@ def test_compression_trainer_trains_every_exit(family, tmp_path):
             ]
 
     before = exit_losses()
-    args = cost_eff.training_arguments(
-        str(tmp_path),
+    args = cost_eff.CostEffTrainingArguments(
+        output_dir=str(tmp_path),
         max_steps=30,
         learning_rate=3e-3,
         per_device_train_batch_size=16,
@@ -381,7 +381,7 @@ def test_compression_trainer_trains_every_exit(family, tmp_path):
 
 def test_cost_eff_trainer_needs_exits_and_a_teacher(family, tmp_path):
     teacher = teacher_for(family)
-    args = cost_eff.training_arguments(str(tmp_path), max_steps=1, report_to=[], use_cpu=True)
+    args = cost_eff.CostEffTrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to=[], use_cpu=True)
     with pytest.raises(ConfigError, match="cost_eff"):
         CompressionTrainer(model=cost_eff.as_cost_eff(teacher), teacher=teacher, args=args, method="cost_eff")
     with pytest.raises(ConfigError, match="cost_eff"):

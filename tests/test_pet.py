@@ -133,8 +133,8 @@ def test_warmup_then_distillation_in_one_call(family, tmp_path):
     teacher = tiny_teacher(family)
     student = pet.build_student(teacher, layers=(2, 2))
     before = copy.deepcopy(student.state_dict())
-    args = pet.training_arguments(
-        str(tmp_path / "run"),
+    args = pet.PetTrainingArguments(
+        output_dir=str(tmp_path / "run"),
         warmup_task_steps=3,
         max_steps=6,
         per_device_train_batch_size=8,
@@ -175,11 +175,32 @@ def test_bad_input_is_refused_with_the_value():
     with pytest.raises(ConfigError, match="even"):
         pet.PetT5Config(num_layers=3, num_decoder_layers=2, reuse_stack=True)
     _, modular = teacher, hf_modular.ModularT5ForConditionalGeneration.from_teacher(teacher)
-    args = pet.training_arguments("unused", max_steps=1, report_to=[], use_cpu=True)
+    args = pet.PetTrainingArguments(output_dir="unused", max_steps=1, report_to=[], use_cpu=True)
     with pytest.raises(ConfigError, match="PET student"):
         CompressionTrainer(model=modular, teacher=teacher, args=args, method="pet")
     with pytest.raises(ConfigError, match="method='distil'"):
         CompressionTrainer(model=modular, args=args, method="distil")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"warmup_task_steps": -1}, "warmup_task_steps=-1 must be an integer >= 0"),
+        ({"warmup_task_steps": 1.5}, "warmup_task_steps=1.5 must be an integer >= 0"),
+        ({"warmup_correct_threshold": 1.2}, r"warmup_correct_threshold=1.2 must be a probability in \[0, 1\]"),
+        ({"warmup_wrong_threshold": "high"}, "warmup_wrong_threshold='high' must be a probability"),
+        ({"kd_temperature": 0.0}, "kd_temperature=0.0"),  # the shared checks still run
+    ],
+)
+def test_bad_pet_arguments_are_refused_with_the_value(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        pet.PetTrainingArguments(output_dir="unused", max_steps=10, report_to=[], **overrides)
+
+
+def test_the_warmup_defaults_to_a_tenth_of_the_steps():
+    assert pet.PetTrainingArguments(output_dir="unused", max_steps=50, report_to=[]).warmup_task_steps == 5
+    assert pet.PetTrainingArguments(output_dir="unused", max_steps=5, report_to=[]).warmup_task_steps == 1
+    assert pet.PetTrainingArguments(output_dir="unused", num_train_epochs=1, report_to=[]).warmup_task_steps == 0
 
 
 def test_resuming_across_the_phase_boundary_gives_the_same_weights(tmp_path):
@@ -189,8 +210,8 @@ def test_resuming_across_the_phase_boundary_gives_the_same_weights(tmp_path):
     def run(output, resume=None):
         teacher = tiny_teacher("t5")
         student = pet.build_student(teacher, layers=(2, 2))
-        args = pet.training_arguments(
-            str(output),
+        args = pet.PetTrainingArguments(
+            output_dir=str(output),
             warmup_task_steps=3,
             max_steps=6,
             per_device_train_batch_size=4,

@@ -9,6 +9,7 @@ from transformers import CONFIG_MAPPING, AutoConfig
 
 import hf_modular.methods
 from hf_modular import CompressionTrainer, ConfigError
+from hf_modular.methods import pet
 from hf_modular.registry import (
     Method,
     ModelClasses,
@@ -19,7 +20,7 @@ from hf_modular.registry import (
     stock_types,
     trainable_methods,
 )
-from tests.conftest import modular_model
+from tests.conftest import modular_model, tiny_teacher
 from tests.test_trainer import training_args
 
 
@@ -64,7 +65,7 @@ def test_unknown_methods_and_conflicting_registrations_are_refused(tmp_path):
         CompressionTrainer(model=model, args=training_args(tmp_path, max_steps=1), method="offline_ae")
 
 
-def test_each_trainable_method_has_its_objective_and_warmup_is_pets_alone(tmp_path):
+def test_each_trainable_method_has_its_objective_and_its_arguments_class(tmp_path):
     from hf_modular.methods.cost_eff.objective import CostEffObjective
     from hf_modular.methods.modular.objective import ModularObjective
     from hf_modular.methods.pet.objective import PetObjective
@@ -76,5 +77,14 @@ def test_each_trainable_method_has_its_objective_and_warmup_is_pets_alone(tmp_pa
     _, model = modular_model("t5")
     trainer = CompressionTrainer(model=model, args=training_args(tmp_path, max_steps=1))
     assert type(trainer.objective) is ModularObjective and trainer.objective.modular
-    with pytest.raises(ConfigError, match="warmup_task_steps=2 runs PET's warm-up task; method 'modular' has none"):
-        CompressionTrainer(model=model, args=training_args(tmp_path, max_steps=4, warmup_task_steps=2))
+    pet_args = pet.PetTrainingArguments(output_dir=str(tmp_path), max_steps=4, warmup_task_steps=2, report_to=[])
+    with pytest.raises(
+        ConfigError,
+        match="method='modular' takes CompressionTrainingArguments, got PetTrainingArguments "
+        r"\(the arguments of method 'pet'\)",
+    ):
+        CompressionTrainer(model=model, args=pet_args)
+    assert not hasattr(training_args(tmp_path), "warmup_task_steps")  # PET's settings are PET's alone
+    student = pet.build_student(tiny_teacher("t5"), layers=(2, 2))
+    with pytest.raises(ConfigError, match="method='pet' takes PetTrainingArguments, got CompressionTrainingArguments"):
+        CompressionTrainer(model=student, teacher=tiny_teacher("t5"), args=training_args(tmp_path), method="pet")

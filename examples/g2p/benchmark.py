@@ -181,7 +181,7 @@ def train(model, run_dir: Path, steps: int, train_set, teacher=None, method: str
         model=model,
         teacher=teacher,
         method=method,
-        args=training_arguments(run_dir, steps, disable_tqdm=False, **recipe),
+        args=training_arguments(run_dir, steps, method, disable_tqdm=False, **recipe),
         train_dataset=train_set,
         data_collator=collate,
     )

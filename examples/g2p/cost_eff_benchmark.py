@@ -67,8 +67,7 @@ def main() -> None:
                 cost = json.loads((final / "cost.json").read_text())
             else:
                 model = build()
-                recipe = cost_eff.COST_EFF_DEFAULTS
-                cost = train(model, run_dir, args.steps, train_set, teacher=teacher, method="cost_eff", **recipe)
+                cost = train(model, run_dir, args.steps, train_set, teacher=teacher, method="cost_eff")
                 model.save_pretrained(final)
                 (final / "cost.json").write_text(json.dumps(cost))
             return {**sweep(model.eval(), test, THRESHOLDS), **cost}

@@ -59,7 +59,6 @@ def main() -> None:
                 train_set,
                 teacher=teacher,
                 method="pet",
-                **pet.PET_DEFAULTS,
                 warmup_task_steps=warmup,
             )
             return {**measure(student, test), **cost}

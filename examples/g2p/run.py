@@ -23,6 +23,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 import hf_modular
 from hf_modular import CompressionTrainer, CompressionTrainingArguments, evaluate_assemblies
+from hf_modular.registry import get_method
 from hf_modular.training import last_complete_checkpoint
 
 HERE = Path(__file__).parent
@@ -42,7 +43,8 @@ def load_teacher(family: str, path: Path | None = None):
 MODULAR_RECIPE = {"learning_rate": 1e-3, "plan_sampling": "granularities"}
 
 
-def training_arguments(out: Path, steps: int, **overrides) -> CompressionTrainingArguments:
+def training_arguments(out: Path, steps: int, method: str = "modular", **overrides) -> CompressionTrainingArguments:
+    """The G2P runs' settings, as the method's own arguments class (which adds its defaults)."""
     values = {
         "output_dir": str(out),
         "max_steps": steps,
@@ -59,7 +61,7 @@ def training_arguments(out: Path, steps: int, **overrides) -> CompressionTrainin
         "seed": 0,
     }
     values.update(overrides)
-    return CompressionTrainingArguments(**values)
+    return get_method(method).arguments_class()(**values)
 
 
 def main() -> None:

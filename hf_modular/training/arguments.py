@@ -16,7 +16,8 @@ GRANULARITY_PAIRING = ("same", "rotate")
 
 @dataclass(kw_only=True)
 class CompressionTrainingArguments(Seq2SeqTrainingArguments):
-    """Loss weights, which plans a step trains, and the replacement schedule (docs/training.md).
+    """Loss weights, which plans a step trains, and the replacement schedule (docs/training.md);
+    a method with settings of its own subclasses it (``PetTrainingArguments``) and registers the subclass.
 
     The loss is ``ce_weight * CE + kd_weight * KD_T + hidden_weight * MSE_hidden +
     attention_weight * MSE_attention``; every term is normalised over the whole optimizer step.
@@ -51,15 +52,6 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
     kd_temperature: float = field(default=2.0, metadata={"help": "softmax temperature of the logit KD"})
     hidden_weight: float = field(default=1.0, metadata={"help": "MSE to the teacher's hidden state at span boundaries"})
     attention_weight: float = field(default=0.0, metadata={"help": "MSE to the teacher's attention maps (eager only)"})
-    warmup_task_steps: int = field(
-        default=0, metadata={"help": "optimizer steps of PET's warm-up task before distillation (0: none)"}
-    )
-    warmup_correct_threshold: float = field(
-        default=0.9, metadata={"help": "warm-up: a correct teacher token is confident above this top probability"}
-    )
-    warmup_wrong_threshold: float = field(
-        default=0.7, metadata={"help": "warm-up: a wrong teacher token is confident above this top probability"}
-    )
     # Each rank normalises by its own token count; DDP then averages ranks. Averaging tokens
     # across devices instead would make Trainer scale the logged loss by the world size.
     average_tokens_across_devices: bool = False
@@ -84,11 +76,6 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ConfigError(f"{name}={value!r} must be a number >= 0")
-        if not (isinstance(self.warmup_task_steps, int) and self.warmup_task_steps >= 0):
-            raise ConfigError(f"warmup_task_steps={self.warmup_task_steps!r} must be an integer >= 0")
-        for name in ("warmup_correct_threshold", "warmup_wrong_threshold"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name}={getattr(self, name)!r} must be a probability in [0, 1]")
         if not self.kd_temperature > 0:
             raise ConfigError(f"kd_temperature={self.kd_temperature!r} must be > 0")
         if self.ce_weight + self.kd_weight + self.hidden_weight + self.attention_weight == 0:

@@ -33,14 +33,6 @@ class Objective:
             raise ConfigError(
                 f"{type(model).__name__} is not a modular model, so it cannot be its own teacher: pass teacher=..."
             )
-        self.check_no_warmup(args)
-
-    def check_no_warmup(self, args: CompressionTrainingArguments) -> None:
-        if args.warmup_task_steps > 0:
-            raise ConfigError(
-                f"warmup_task_steps={args.warmup_task_steps} runs PET's warm-up task; method "
-                f"{self.trainer.method!r} has none (use method='pet', or warmup_task_steps=0)"
-            )
 
     def prepare(self, model: nn.Module) -> None:
         """Choose which parameters learn (default: those the model marks trainable)."""

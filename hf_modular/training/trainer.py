@@ -28,7 +28,7 @@ from ..evaluation import evaluate_assemblies
 from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
 from ..modeling_modular import ModularModelMixin
 from ..plan import STACKS, Plan
-from ..registry import get_method, trainable_methods
+from ..registry import get_method, methods, trainable_methods
 from .arguments import CompressionTrainingArguments
 from .checkpointing import SafeCheckpointing
 
@@ -63,6 +63,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         if method not in trainable_methods():
             raise ConfigError(f"method={method!r}: allowed {trainable_methods()}")
         self.method = method
+        _check_arguments_class(args, method)
         self.objective = get_method(method).objective_class()(self)
         self.objective.check(model, teacher, args)
         self.objective.prepare(model)
@@ -292,3 +293,17 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         if "loss" in logs:
             logs.update(self.objective.log_fields())
         super().log(logs, *args, **kwargs)
+
+
+def _check_arguments_class(args: CompressionTrainingArguments, method: str) -> None:
+    """``args`` must be the method's registered arguments class (or a subclass): PET's warm-up settings
+    mean nothing to another method, and a method with its own defaults needs its own class."""
+    expected = get_method(method).arguments_class()
+    owners = {m.arguments_class(): m.name for m in methods().values() if m.objective}
+    foreign = next((c for c in type(args).__mro__ if c in owners and not issubclass(expected, c)), None)
+    if not isinstance(args, expected) or foreign is not None:
+        owner = f" (the arguments of method {owners[foreign]!r})" if foreign is not None else ""
+        raise ConfigError(
+            f"method={method!r} takes {expected.__name__}, got {type(args).__name__}{owner}: "
+            f"build the arguments with the method's class"
+        )

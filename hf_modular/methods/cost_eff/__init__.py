@@ -3,7 +3,7 @@
 from hf_modular.methods import cost_eff
 slim = cost_eff.slenderize(model, heads=2, ffn=128, data=calibration_batches)
 multi = cost_eff.add_exits(slim)
-CompressionTrainer(model=multi, teacher=teacher, args=cost_eff.training_arguments(...), method="cost_eff").train()
+CompressionTrainer(model=multi, teacher=teacher, args=cost_eff.CostEffTrainingArguments(...), method="cost_eff").train()
 tokens = multi.generate(input_ids, early_exit_threshold=0.9)
 multi.last_exit_report.mean_layers  # decoder layers per generated token
 """
@@ -13,13 +13,14 @@ from ...registry import Method, ModelClasses, register_method
 
 _EXPORTS = {
     "CONFIDENCE_MEASURES": ".config",
-    "COST_EFF_DEFAULTS": ".training",
+    "COST_EFF_LOSS": ".arguments",
     "CostEffBartConfig": ".config",
     "CostEffBartForConditionalGeneration": ".model",
     "CostEffConfigMixin": ".config",
     "CostEffModelMixin": ".model",
     "CostEffT5Config": ".config",
     "CostEffT5ForConditionalGeneration": ".model",
+    "CostEffTrainingArguments": ".arguments",
     "EXIT_HEADS": ".config",
     "EarlyExitSession": ".exits",
     "ExitAffine": ".exits",
@@ -39,7 +40,6 @@ _EXPORTS = {
     "slenderize": ".slenderization",
     "sweep_thresholds": ".sweep",
     "taylor_importance": ".slenderization",
-    "training_arguments": ".training",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS)
@@ -60,6 +60,7 @@ METHOD = register_method(
                 "hf_modular.methods.cost_eff.model:CostEffBartForConditionalGeneration",
             ),
         },
+        arguments="hf_modular.methods.cost_eff.arguments:CostEffTrainingArguments",
         objective="hf_modular.methods.cost_eff.objective:CostEffObjective",
     )
 )

@@ -29,8 +29,8 @@ from ...errors import ConfigError, DataError
 from ...losses import cross_entropy_sum, logit_kd_sum
 from ...plan import STACKS
 from ...validation import is_int
+from .arguments import COST_EFF_LOSS
 from .model import CostEffModelMixin, as_cost_eff, from_state, runnable_model
-from .training import COST_EFF_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -107,14 +107,13 @@ def importance_loss(
     model: CostEffModelMixin, batch: dict[str, torch.Tensor], teacher_logits: torch.Tensor
 ) -> torch.Tensor:
     """Per-token sum over every exit of the published mix, 0.1 CE + 0.9 KD at temperature 1, to the
-    teacher (the weights of ``COST_EFF_DEFAULTS``, which training uses too)."""
+    teacher (the weights of ``COST_EFF_LOSS``, which training uses too)."""
     outputs = model(**batch, output_hidden_states=True)
     labels = batch["labels"]
     mask = labels.ne(-100)
     loss = sum(
-        COST_EFF_DEFAULTS["ce_weight"] * cross_entropy_sum(logits, labels)
-        + COST_EFF_DEFAULTS["kd_weight"]
-        * logit_kd_sum(logits, teacher_logits, mask, COST_EFF_DEFAULTS["kd_temperature"])
+        COST_EFF_LOSS["ce_weight"] * cross_entropy_sum(logits, labels)
+        + COST_EFF_LOSS["kd_weight"] * logit_kd_sum(logits, teacher_logits, mask, COST_EFF_LOSS["kd_temperature"])
         for logits in model.all_exit_logits(outputs)
     )
     return loss / mask.sum().clamp(min=1)

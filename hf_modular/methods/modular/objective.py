@@ -33,9 +33,7 @@ class ModularObjective(Objective):
             raise ConfigError(
                 f"plan_sampling='granularities' trains the plans of a modular model; {type(model).__name__} has none"
             )
-        if self.modular:
-            self.check_no_warmup(args)
-        else:
+        if not self.modular:
             super().check(model, teacher, args)
 
     def prepare(self, model: nn.Module) -> None:

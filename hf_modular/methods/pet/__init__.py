@@ -3,7 +3,7 @@ then distillation.
 
     from hf_modular.methods import pet
     student = pet.build_student(teacher, layers=(2, 2), share_query=True, reuse_stack=True)
-    trainer = CompressionTrainer(model=student, teacher=teacher, args=pet.training_arguments(...), method="pet")
+    trainer = CompressionTrainer(model=student, teacher=teacher, args=pet.PetTrainingArguments(...), method="pet")
     trainer.train()  # warm-up phase, then the distillation phase
 """
 
@@ -13,16 +13,15 @@ from ...registry import Method, ModelClasses, register_method
 _EXPORTS = {
     "Alias": ".layers",
     "CLASSES": ".warmup",
-    "PET_DEFAULTS": ".training",
     "PetBartConfig": ".config",
     "PetBartForConditionalGeneration": ".student",
     "PetConfigMixin": ".config",
     "PetT5Config": ".config",
     "PetT5ForConditionalGeneration": ".student",
+    "PetTrainingArguments": ".arguments",
     "build_student": ".student",
     "share_parameters": ".layers",
     "student_distribution": ".warmup",
-    "training_arguments": ".training",
     "warmup_labels": ".warmup",
     "warmup_nll_sum": ".warmup",
 }
@@ -45,6 +44,7 @@ METHOD = register_method(
                 "hf_modular.methods.pet.student:PetBartForConditionalGeneration",
             ),
         },
+        arguments="hf_modular.methods.pet.arguments:PetTrainingArguments",
         objective="hf_modular.methods.pet.objective:PetObjective",
     )
 )
