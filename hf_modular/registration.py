@@ -18,7 +18,7 @@ from typing import Any
 
 import wrapt
 
-from .registry import model_types, resolve
+from .registry import ANY_FAMILY, methods, model_types, resolve
 
 
 class LazyModelClass:
@@ -45,17 +45,20 @@ class LazyModelClass:
         return f"<lazy {self.reference}>"
 
 
-# The transformers modules registration needs complete: the Auto mappings and the stock configs our
-# config classes subclass. A transformers config's docstring decorator imports the Auto modules
-# while its own module is still running, so registration waits until none of these is mid-import.
-REGISTRATION_NEEDS = (
-    "transformers.models.auto.configuration_auto",
-    "transformers.models.auto.modeling_auto",
-    "transformers.models.t5.configuration_t5",
-    "transformers.models.bart.configuration_bart",
-    "transformers.models.mt5.configuration_mt5",
-    "transformers.models.marian.configuration_marian",
-)
+def registration_needs() -> tuple[str, ...]:
+    """The transformers modules registration needs complete: the Auto mappings and the stock configs
+    the registered config classes subclass (a family is named by its stock ``model_type``, so its
+    config module is ``transformers.models.<family>.configuration_<family>``). A transformers
+    config's docstring decorator imports the Auto modules while its own module is still running, so
+    registration waits until none of these is mid-import."""
+    families = sorted({family for method in methods().values() for family in method.models if family != ANY_FAMILY})
+    return (
+        "transformers.models.auto.configuration_auto",
+        "transformers.models.auto.modeling_auto",
+        *(f"transformers.models.{family}.configuration_{family}" for family in families),
+    )
+
+
 _state = {"hooked": False, "registered": False}
 
 
@@ -66,11 +69,12 @@ def mid_import(name: str, finished: ModuleType) -> bool:
 
 
 def register_when_complete(finished: ModuleType) -> None:
-    """Post-import hook of every module in REGISTRATION_NEEDS: the last of them to finish loading
-    imports what is still missing and registers."""
-    if _state["registered"] or any(mid_import(name, finished) for name in REGISTRATION_NEEDS):
+    """Post-import hook of every module in ``registration_needs()``: the last of them to finish
+    loading imports what is still missing and registers."""
+    needs = registration_needs()
+    if _state["registered"] or any(mid_import(name, finished) for name in needs):
         return
-    for name in REGISTRATION_NEEDS:
+    for name in needs:
         importlib.import_module(name)
     if _state["registered"]:  # one of those imports ran this hook to the end already
         return
@@ -88,7 +92,7 @@ def register_auto_classes() -> None:
     """Registers once transformers' Auto modules are loaded (at once if they are). Idempotent."""
     if not _state["hooked"]:
         _state["hooked"] = True
-        for name in REGISTRATION_NEEDS:
+        for name in registration_needs():
             wrapt.register_post_import_hook(register_when_complete, name)
 
 

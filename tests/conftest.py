@@ -20,8 +20,8 @@ from transformers import (
 )
 from transformers.models.t5.modeling_t5 import T5Block
 
-from hf_modular.configuration_modular import MODULAR_FIELDS
-from hf_modular.modeling_modular import ModularModelMixin
+from hf_modular.methods.modular.config import MODULAR_FIELDS
+from hf_modular.methods.modular.modeling import ModularModelMixin
 from hf_modular.plan import STACKS
 from hf_modular.registry import get_method
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hf_modular import STRATEGIES, measure_plans
-from hf_modular.assembly import format_ratio
+from hf_modular.methods.modular.assembly import format_ratio
 from tests.conftest import CORE_FAMILIES, generate, modular_model, sample_inputs, stock_model_with_plan
 
 SHAPES = [(6, 6), (2, 4)]  # (encoder, decoder) depths; (2, 4) has a decoder deeper than its encoder

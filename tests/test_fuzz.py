@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hf_modular import AssemblyError, HfModularError, ModularT5Config, ModularT5ForConditionalGeneration
-from hf_modular.assembly import parse_ratio
 from hf_modular.atomic_save import MANIFEST
+from hf_modular.methods.modular.assembly import parse_ratio
 from tests.conftest import modular_model
 
 json_values = st.recursive(

@@ -10,8 +10,8 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForSeq2SeqLM
 
 from hf_modular import AssemblyError, AssemblyTable, CheckpointError, evaluate_assemblies
-from hf_modular.assembly import format_ratio
 from hf_modular.integrations.hub import TABLE_NAME, push_all_assemblies
+from hf_modular.methods.modular.assembly import format_ratio
 
 REPO = "fake-user/g2p-modular"
 

@@ -21,5 +21,9 @@ def test_the_check_sees_lazy_and_type_checking_imports():
     graph = grimp.build_graph("hf_modular", include_external_packages=False)
     # modeling_modular imports the Hub integration inside a method; model_card reads the table
     # type under TYPE_CHECKING: both are edges of the graph the cycle check walks
-    assert graph.direct_import_exists(importer="hf_modular.modeling_modular", imported="hf_modular.integrations.hub")
-    assert graph.direct_import_exists(importer="hf_modular.model_card", imported="hf_modular.assembly_table")
+    assert graph.direct_import_exists(
+        importer="hf_modular.methods.modular.modeling", imported="hf_modular.integrations.hub"
+    )
+    assert graph.direct_import_exists(
+        importer="hf_modular.methods.modular.model_card", imported="hf_modular.methods.modular.assembly_table"
+    )

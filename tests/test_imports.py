@@ -17,8 +17,9 @@ LAZY_PACKAGES = [
     "hf_modular.methods.pet",
     "hf_modular.methods.cost_eff",
     "hf_modular.methods.offline_ae",
-    "hf_modular.models.modular_t5",
-    "hf_modular.models.modular_bart",
+    "hf_modular.methods.modular",
+    "hf_modular.methods.modular.models.modular_t5",
+    "hf_modular.methods.modular.models.modular_bart",
 ]
 SUBMODULE_EXPORTS = {"methods", "modular", "pet", "cost_eff", "offline_ae"}
 HEAVY = (
@@ -29,7 +30,7 @@ HEAVY = (
     "optimum",
     "datasets",
     "onnx",
-    "hf_modular.modeling_modular",
+    "hf_modular.methods.modular.modeling",
 )
 
 TYPES = ("modular_t5", "modular_bart", "pet_t5", "cost_eff_bart", "hf_modular_compressed")

@@ -14,7 +14,7 @@ from transformers import AutoModelForSeq2SeqLM
 
 from hf_modular import CheckpointError, ConfigError
 from hf_modular.methods import offline_ae
-from hf_modular.methods.offline_ae.compressor import MANIFEST_NAME, WEIGHTS_NAME
+from hf_modular.methods.offline_ae.modeling import MANIFEST_NAME, WEIGHTS_NAME
 
 FAST = {"steps": 30, "progress": False}
 

@@ -9,7 +9,7 @@ from transformers import AutoModelForSeq2SeqLM
 
 import hf_modular
 from hf_modular import AssemblyError, ConfigError
-from hf_modular.assembly import parse_ratio
+from hf_modular.methods.modular.assembly import parse_ratio
 from hf_modular.plan import Tilings, default_module_sizes, module_spans
 from tests.conftest import modular_model
 

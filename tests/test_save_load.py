@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, BartConfig, T5Config
 
 import hf_modular
 from hf_modular import CheckpointError
-from hf_modular.modeling_modular import ModularModelMixin
+from hf_modular.methods.modular.modeling import ModularModelMixin
 from tests.conftest import CORE_FAMILIES, generate, modular_class, modular_model, sample_inputs, tiny_teacher
 
 

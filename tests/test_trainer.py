@@ -254,7 +254,7 @@ def test_all_ignored_labels_give_a_finite_loss(family, tmp_path):
 
 
 def test_plans_are_sampled_per_step_and_cover_the_pool(family):
-    from hf_modular.training.plan_sampling import sample_plan
+    from hf_modular.methods.modular.plan_sampling import sample_plan
 
     _, model = modular_model(family)
     generator = torch.Generator().manual_seed(0)
@@ -272,7 +272,7 @@ def test_plans_are_sampled_per_step_and_cover_the_pool(family):
 
 
 def test_granularity_plans_tile_each_stack_with_one_module_size(family):
-    from hf_modular.training.plan_sampling import granularity_plans
+    from hf_modular.methods.modular.plan_sampling import granularity_plans
 
     _, model = modular_model(family)  # 6+6 layers, modules of 2, 3 and 6
     plans = granularity_plans(model.plan_space)
@@ -343,7 +343,7 @@ def test_predict_with_generate_decodes_with_the_active_plan(family, tmp_path):
 
 
 def test_rotated_granularity_plans_pair_every_encoder_size_with_every_decoder_size(family):
-    from hf_modular.training.plan_sampling import granularity_plans
+    from hf_modular.methods.modular.plan_sampling import granularity_plans
 
     _, model = modular_model(family)  # 6+6 layers, modules of 2, 3 and 6
     pairs = set()
@@ -374,7 +374,7 @@ def test_plans_forward_runs_each_plan_in_one_call(family):
 
 
 def test_multi_plan_recipe_trains_the_rotated_granularities_and_random_mixed_plans(family, tmp_path):
-    from hf_modular.training.plan_sampling import granularity_plans
+    from hf_modular.methods.modular.plan_sampling import granularity_plans
 
     _, model = modular_model(family)
     seen = []

@@ -122,7 +122,7 @@ def test_attention_layer_idx_is_the_cache_slot(family):
     shared = model(**inputs, use_cache=True).logits
     assert (shared - right).abs().max() > 1e-4, (
         f"giving two {family} decoder layers the same layer_idx changed nothing: the KV cache is no longer keyed by "
-        f"the attention modules' layer_idx, which PlannedLayers.run (hf_modular/planned_layers.py) renumbers"
+        f"the attention modules' layer_idx, which PlannedLayers.run (hf_modular/methods/modular/layers.py) renumbers"
     )
 
 
@@ -134,7 +134,7 @@ def test_dynamic_cache_is_sized_by_get_text_config_decoder(family):
     assert len(cache.layers) == 4, (
         f"DynamicCache(config=...) made {len(cache.layers)} layers for a 2+4 modular {family} config: it no longer "
         f"sizes itself from get_text_config(decoder=True), which DecoderCacheDepthMixin "
-        f"(hf_modular/configuration_modular.py) overrides"
+        f"(hf_modular/configuration_utils.py) overrides"
     )
 
 

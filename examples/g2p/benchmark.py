@@ -39,9 +39,9 @@ from transformers import AutoModelForSeq2SeqLM, TrainerCallback
 
 from hf_modular import CompressionTrainer, Plan, measure_model, measure_plans
 from hf_modular.arch import adapter_for
-from hf_modular.assembly import format_ratio, parse_ratio
-from hf_modular.calibration import PlanScores, served_front
 from hf_modular.evaluation import interleaved_decode_latency, timing_batches
+from hf_modular.methods.modular.assembly import format_ratio, parse_ratio
+from hf_modular.methods.modular.calibration import PlanScores, served_front
 from hf_modular.shrink import alternating_layers, shrink_model
 from hf_modular.training import last_complete_checkpoint
 

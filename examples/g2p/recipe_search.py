@@ -25,7 +25,7 @@ from run import MODULAR, load_teacher
 from torch.utils.data import DataLoader
 
 from hf_modular import measure_plans
-from hf_modular.assembly import format_ratio
+from hf_modular.methods.modular.assembly import format_ratio
 
 # name -> CompressionTrainingArguments overrides (learning rate 1e-3 throughout, docs/g2p.md)
 RECIPES = {

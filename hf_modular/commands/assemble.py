@@ -23,8 +23,8 @@ def assemble(
     ] = None,
 ) -> None:
     """Build one size from the artifact and export it as a stock T5/BART checkpoint."""
-    from ..assembly import check_strategy
     from ..atomic_save import check_output_path
+    from ..methods.modular.assembly import check_strategy
 
     spec: object = ratio
     if ratio.lstrip().startswith("{"):

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import HfModularError
-from ..model_card import hub_id
+from ..methods.modular.model_card import hub_id
 from ..registry import get_method
 from ..safe_loading import TOKENIZER_FILES
 

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from ..model_card import hub_id
+from ..methods.modular.model_card import hub_id
 from .common import console, existing_path, fail, load_tokenizer, split_list, with_clear_errors
 from .text_data import load_pairs, seq2seq_collator, tokenize_pairs
 

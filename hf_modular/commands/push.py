@@ -23,8 +23,8 @@ def push(
     private: Annotated[bool, typer.Option(help="create the repo private")] = False,
 ) -> None:
     """Push with a generated model card; measured results from 'hf-modular eval --save' go in the card."""
-    from ..assembly_table import AssemblyTable
     from ..integrations.hub import TABLE_NAME, push_all_assemblies, push_to_hub
+    from ..methods.modular.assembly_table import AssemblyTable
 
     if assemble and all_assemblies:
         raise fail("--assemble and --all-assemblies exclude each other")

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import CommitInfo, HfApi
 
-from ..assembly import format_ratio
 from ..errors import AssemblyError
-from ..model_card import PLOT_NAME, write_artifact_card
+from ..methods.modular.assembly import format_ratio
+from ..methods.modular.model_card import PLOT_NAME, write_artifact_card
 from ..safe_loading import TOKENIZER_FILES
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel as ModularModel  # a modular model (typed loosely: it imports this)
 
-    from ..assembly_table import AssemblyTable
+    from ..methods.modular.assembly_table import AssemblyTable
 
 TABLE_NAME = "hf_modular_assemblies.json"
 logger = logging.getLogger(__name__)

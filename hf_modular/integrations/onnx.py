@@ -36,7 +36,7 @@ from transformers.modeling_utils import PreTrainedModel
 from ..arch import adapter_for
 from ..atomic_save import staged_directory, verify_manifest
 from ..errors import AssemblyError, CheckpointError, ConfigError, DataError
-from ..modeling_modular import ModularModelMixin
+from ..methods.modular.modeling import ModularModelMixin
 from ..plan import Plan
 from ..safe_loading import contained_file, read_json
 from ..validation import is_int

@@ -21,12 +21,12 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedModel, Seq2SeqTrainer
 
 from ..arch import adapter_for
-from ..assembly_table import AssemblyTable
-from ..calibration import Calibration, PlanScores, calibrate_assembly, measure_plans
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate_assemblies
 from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
-from ..modeling_modular import ModularModelMixin
+from ..methods.modular.assembly_table import AssemblyTable
+from ..methods.modular.calibration import Calibration, PlanScores, calibrate_assembly, measure_plans
+from ..methods.modular.modeling import ModularModelMixin
 from ..plan import STACKS, Plan
 from ..registry import get_method, methods, trainable_methods
 from .arguments import CompressionTrainingArguments

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from transformers import BartConfig, PreTrainedConfig, T5Config
 
 from ...arch import BART_ADAPTER, T5_ADAPTER, ArchAdapter
-from ...configuration_modular import MethodConfigMixin, architecture_values
+from ...configuration_utils import MethodConfigMixin, architecture_values
 from ...errors import ConfigError
 from ...validation import is_int
 

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ...errors import ConfigError
 from ...training.arguments import CompressionTrainingArguments
 from ...training.objective import Objective
-from .model import CostEffModelMixin
+from .modeling import CostEffModelMixin
 
 
 class CostEffObjective(Objective):

@@ -30,7 +30,7 @@ from ...losses import cross_entropy_sum, logit_kd_sum
 from ...plan import STACKS
 from ...validation import is_int
 from .arguments import COST_EFF_LOSS
-from .model import CostEffModelMixin, as_cost_eff, from_state, runnable_model
+from .modeling import CostEffModelMixin, as_cost_eff, from_state, runnable_model
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from ...modeling_modular import ModularModelMixin
 from ...plan import Plan
 from ...training.arguments import CompressionTrainingArguments
 from ...training.objective import Objective
-from ...training.plan_sampling import granularity_plans, sample_plan
+from .modeling import ModularModelMixin
+from .plan_sampling import granularity_plans, sample_plan
 
 
 class ModularObjective(Objective):

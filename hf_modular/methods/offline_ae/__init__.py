@@ -10,12 +10,12 @@ from ...lazy_exports import lazy_exports
 from ...registry import ANY_FAMILY, Method, ModelClasses, register_method
 
 _EXPORTS = {
-    "CompressedModel": ".compressor",
+    "CompressedModel": ".modeling",
     "CompressedWeightsConfig": ".config",
-    "CompressedWeightsLoader": ".compressor",
+    "CompressedWeightsLoader": ".modeling",
     "OfflineAEConfig": ".config",
     "compress": ".compressor",
-    "load_compressed": ".compressor",
+    "load_compressed": ".modeling",
     "select_targets": ".compressor",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -29,7 +29,7 @@ METHOD = register_method(
             ANY_FAMILY: ModelClasses(
                 "hf_modular_compressed",
                 "hf_modular.methods.offline_ae.config:CompressedWeightsConfig",
-                "hf_modular.methods.offline_ae.compressor:CompressedWeightsLoader",
+                "hf_modular.methods.offline_ae.modeling:CompressedWeightsLoader",
             )
         },
     )

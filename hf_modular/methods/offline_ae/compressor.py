@@ -2,40 +2,27 @@
 
 ``compress`` codes the targeted weight matrices row by row (autoencoder, or SVD as the baseline),
 replaces them in a copy of the model by their reconstruction, and returns a ``CompressedModel``
-whose ``save_pretrained`` stores only the codes plus the untouched tensors. Loading that folder
-with ``AutoModelForSeq2SeqLM.from_pretrained`` (hf_modular imported) rebuilds every weight once and
-returns the ordinary model class (stock or modular), which then runs at full speed.
+(``modeling.py``) whose ``save_pretrained`` stores only the codes plus the untouched tensors.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 import re
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel
+from transformers import PreTrainedModel
 
 from ...arch import adapter_for
-from ...atomic_save import staged_directory, verify_manifest
-from ...errors import CheckpointError, ConfigError
-from ...safe_loading import contained_file, read_json
-from .config import CompressedWeightsConfig, OfflineAEConfig
-from .layers import autoencoder_shape, decode_autoencoder, decode_svd, fit_autoencoder, fit_svd, svd_rank
-
-WEIGHTS_NAME = "compressed_model.safetensors"
-MANIFEST_NAME = "hf_modular_compression.json"
-FORMAT_VERSION = 2  # 2: the residual autoencoder; a format-1 autoencoder group is refused
+from ...errors import ConfigError
+from .config import OfflineAEConfig
+from .layers import Group, autoencoder_shape, fit_autoencoder, fit_svd, svd_rank
+from .modeling import CompressedModel
 
 
 # ----------------------------------------------------------------------------- choosing targets
@@ -63,55 +50,6 @@ def select_targets(model: nn.Module, targets: tuple[str, ...]) -> dict[str, str]
             raise ConfigError(f"target {target!r} selects no weight matrix; this model has the kinds {available}")
         selected.update(hits)
     return selected
-
-
-# ----------------------------------------------------------------------------- coding
-@dataclass
-class Group:
-    """Rows coded together: one matrix (per_matrix) or one kind across layers (joint)."""
-
-    id: str
-    kind: str
-    coder: str
-    members: list[str]
-    shapes: list[list[int]]
-    dtypes: list[str]
-    latent: int = 0
-    hidden: int = 0
-    rank: int = 0
-    stored: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    @property
-    def columns(self) -> int:
-        return self.shapes[0][1]
-
-    @property
-    def original_numbers(self) -> int:
-        return sum(r * c for r, c in self.shapes)
-
-    @property
-    def stored_numbers(self) -> int:
-        return sum(t.numel() for t in self.stored.values())
-
-    def decode(self) -> torch.Tensor:
-        if self.coder == "svd":
-            return decode_svd(self.stored)
-        return decode_autoencoder(self.stored)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "coder": self.coder,
-            "members": [
-                {"name": n, "shape": s, "dtype": d}
-                for n, s, d in zip(self.members, self.shapes, self.dtypes, strict=True)
-            ],
-            "latent": self.latent,
-            "hidden": self.hidden,
-            "rank": self.rank,
-            "tensors": {k: list(v.shape) for k, v in self.stored.items()},
-        }
 
 
 def _natural_key(name: str) -> list[object]:
@@ -174,53 +112,6 @@ def _install(model: nn.Module, group: Group, rebuilt: torch.Tensor) -> None:
             start += rows
 
 
-@dataclass
-class CompressedModel:
-    """The compressed model in memory (``model``: reconstructed weights, ready to run), its codes
-    (``groups``) and what it cost and saved (``report``)."""
-
-    model: PreTrainedModel
-    config: OfflineAEConfig
-    groups: list[Group]
-    report: dict[str, Any]
-
-    def save_pretrained(self, save_directory: str | os.PathLike[str]) -> Path:
-        """Codes + untouched tensors (safetensors), a JSON manifest, and a config.json that routes
-        ``AutoModelForSeq2SeqLM.from_pretrained`` to the rebuilding loader. Crash-safe."""
-        coded = {m for g in self.groups for m in g.members}
-        raw = {n: t.detach().contiguous() for n, t in _tensors(self.model).items() if n not in coded}
-        tensors = dict(raw)
-        for group in self.groups:
-            tensors.update({f"compressed.{group.id}.{k}": v.contiguous() for k, v in group.stored.items()})
-        manifest = {
-            "format": FORMAT_VERSION,
-            "settings": self.config.to_dict(),
-            "groups": [g.describe() for g in self.groups],
-            "raw": {n: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for n, t in raw.items()},
-            "report": self.report,
-        }
-        base = self.model.config.to_dict()
-        base.pop("assemble", None)  # the loader rebuilds every layer; the caller picks the plan
-        config = CompressedWeightsConfig(base_config=base, compression=self.report)
-        path = Path(save_directory)
-        with staged_directory(path) as staging:
-            save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
-            (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            config.save_pretrained(staging)
-            generation = getattr(self.model, "generation_config", None)
-            if generation is not None:
-                generation.save_pretrained(staging)
-        return path
-
-
-def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Parameters (tied ones once) and persistent buffers."""
-    tensors = dict(model.named_parameters())
-    persistent = model.state_dict(keep_vars=True)
-    tensors.update({n: b for n, b in model.named_buffers() if n in persistent})
-    return tensors
-
-
 def compress(
     model: PreTrainedModel,
     ratio: float = 4.0,
@@ -280,119 +171,3 @@ def _report(groups: list[Group], quality: list[dict[str, Any]], seconds: float, 
         "seconds": round(seconds, 2),
         "groups": quality,
     }
-
-
-# ----------------------------------------------------------------------------- loading
-class CompressedWeightsLoader(PreTrainedModel):
-    """Not a model: ``from_pretrained`` rebuilds the weights and returns the model they belong to."""
-
-    config_class = CompressedWeightsConfig
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        raise TypeError("load a compressed folder with AutoModelForSeq2SeqLM.from_pretrained(path)")
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike[str], *args: Any, **kwargs: Any):
-        kwargs.pop("config", None)
-        return load_compressed(pretrained_model_name_or_path, **kwargs)
-
-
-def load_compressed(
-    path: str | os.PathLike[str], assemble: str | None = None, revision: str | None = None, **_: Any
-) -> PreTrainedModel:
-    """Rebuild a model saved by ``CompressedModel.save_pretrained`` (a folder or a Hub id)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(str(path), revision=revision, allow_patterns=["*.json", "*.safetensors"]))
-    verify_manifest(folder)
-    manifest = read_json(contained_file(folder, MANIFEST_NAME))
-    config_values = read_json(contained_file(folder, "config.json"))
-    try:
-        base = dict(config_values["base_config"])
-        model_type = base.pop("model_type")
-        groups = manifest["groups"]
-        raw_spec = manifest["raw"]
-        version = int(manifest["format"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{folder}: not a compressed-weights folder ({error!r} missing)") from error
-    _check_format(version, groups, folder)
-    try:
-        # fresh, aligned copies: BLAS kernels then take the same path as at compression time
-        tensors = {k: v.clone() for k, v in load_file(str(contained_file(folder, WEIGHTS_NAME))).items()}
-    except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"{folder / WEIGHTS_NAME}: unreadable ({error})") from error
-    config = AutoConfig.for_model(model_type, **base)
-    model = AutoModelForSeq2SeqLM.from_config(config)
-    expected = _tensors(model)
-    rebuilt: dict[str, torch.Tensor] = {}
-    for spec in groups:
-        group = _group_from_manifest(spec, tensors, folder)
-        try:
-            rows, start = group.decode(), 0
-        except (RuntimeError, KeyError) as error:  # a code tensor missing or of the wrong shape
-            raise CheckpointError(f"{folder}: group {group.id} does not decode: {error!r}") from error
-        for name, (count, _) in zip(group.members, group.shapes, strict=True):
-            rebuilt[name] = rows[start : start + count]
-            start += count
-    state = {**{n: tensors.get(n) for n in raw_spec}, **rebuilt}
-    for name, value in state.items():
-        target = expected.get(name)
-        wanted = raw_spec.get(name)
-        if value is None or target is None or list(value.shape) != list(target.shape):
-            raise CheckpointError(f"{folder}: tensor {name!r} is missing or does not fit the model")
-        if wanted is not None and str(value.dtype).removeprefix("torch.") != wanted["dtype"]:
-            raise CheckpointError(f"{folder}: tensor {name!r} is {value.dtype}, the manifest says {wanted['dtype']}")
-    missing = set(expected) - set(state)
-    if missing:
-        raise CheckpointError(f"{folder}: no weights for {sorted(missing)[:5]}")
-    with torch.no_grad():
-        for name, value in state.items():
-            expected[name].copy_(value.to(expected[name].dtype))
-    generation = folder / "generation_config.json"
-    if generation.is_file():
-        from transformers import GenerationConfig
-
-        model.generation_config = GenerationConfig.from_pretrained(folder)
-    if assemble is not None:
-        model.assemble(assemble)
-    return model.eval()
-
-
-def _check_format(version: int, groups: list, folder: Path) -> None:
-    """Format 1 differs only in its autoencoder (an encoder-trained MLP decoder): its SVD groups
-    load as before, its autoencoder groups cannot be decoded by this version."""
-    if version > FORMAT_VERSION or version < 1:
-        raise CheckpointError(f"{folder}: format {version} is not one this hf_modular reads (1 to {FORMAT_VERSION})")
-    if version == 1 and any(isinstance(g, dict) and g.get("coder") == "autoencoder" for g in groups):
-        raise CheckpointError(
-            f"{folder}: its autoencoder codes are format 1 (hf_modular before the residual autoencoder); "
-            "compress the original model again with this version"
-        )
-
-
-def _group_from_manifest(spec: dict, tensors: dict[str, torch.Tensor], folder: Path) -> Group:
-    try:
-        members = spec["members"]
-        group = Group(
-            id=str(spec["id"]),
-            kind=str(spec["kind"]),
-            coder=str(spec["coder"]),
-            members=[m["name"] for m in members],
-            shapes=[list(m["shape"]) for m in members],
-            dtypes=[m["dtype"] for m in members],
-            latent=int(spec["latent"]),
-            hidden=int(spec.get("hidden", 0)),
-            rank=int(spec["rank"]),
-        )
-        for key, shape in spec["tensors"].items():
-            tensor = tensors.get(f"compressed.{group.id}.{key}")
-            if tensor is None or list(tensor.shape) != list(shape):
-                raise CheckpointError(f"{folder}: compressed tensor {group.id}.{key} is missing or has a wrong shape")
-            group.stored[key] = tensor
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{folder}: malformed group in {MANIFEST_NAME}: {error!r}") from error
-    if group.coder not in ("autoencoder", "svd"):
-        raise CheckpointError(f"{folder}: unknown coder {group.coder!r} (allowed: autoencoder, svd)")
-    return group

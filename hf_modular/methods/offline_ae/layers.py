@@ -16,6 +16,8 @@ an encoder and discards it; direct latents are measured better and cost no store
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -150,3 +152,51 @@ def fit_svd(rows: torch.Tensor, rank: int) -> dict[str, torch.Tensor]:
 
 def decode_svd(stored: dict[str, torch.Tensor]) -> torch.Tensor:
     return stored["coefficients"] @ stored["basis"]
+
+
+@dataclass
+class Group:
+    """Rows coded together: one matrix (per_matrix) or one kind across layers (joint)."""
+
+    id: str
+    kind: str
+    coder: str
+    members: list[str]
+    shapes: list[list[int]]
+    dtypes: list[str]
+    latent: int = 0
+    hidden: int = 0
+    rank: int = 0
+    stored: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> int:
+        return self.shapes[0][1]
+
+    @property
+    def original_numbers(self) -> int:
+        return sum(r * c for r, c in self.shapes)
+
+    @property
+    def stored_numbers(self) -> int:
+        return sum(t.numel() for t in self.stored.values())
+
+    def decode(self) -> torch.Tensor:
+        if self.coder == "svd":
+            return decode_svd(self.stored)
+        return decode_autoencoder(self.stored)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "coder": self.coder,
+            "members": [
+                {"name": n, "shape": s, "dtype": d}
+                for n, s, d in zip(self.members, self.shapes, self.dtypes, strict=True)
+            ],
+            "latent": self.latent,
+            "hidden": self.hidden,
+            "rank": self.rank,
+            "tensors": {k: list(v.shape) for k, v in self.stored.items()},
+        }

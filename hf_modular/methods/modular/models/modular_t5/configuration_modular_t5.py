@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from transformers import T5Config
 
-from ...arch import T5_ADAPTER, ArchAdapter
-from ...configuration_modular import ModularConfigMixin
+from .....arch import T5_ADAPTER, ArchAdapter
+from ...config import ModularConfigMixin
 
 
 class ModularT5Config(ModularConfigMixin, T5Config):

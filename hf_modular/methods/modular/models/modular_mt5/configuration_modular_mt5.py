@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from transformers import MT5Config
 
-from ...arch import MT5_ADAPTER, ArchAdapter
-from ...configuration_modular import ModularConfigMixin
+from .....arch import MT5_ADAPTER, ArchAdapter
+from ...config import ModularConfigMixin
 
 
 class ModularMT5Config(ModularConfigMixin, MT5Config):

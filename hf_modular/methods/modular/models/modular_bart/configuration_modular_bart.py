@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from transformers import BartConfig
 
-from ...arch import BART_ADAPTER, ArchAdapter
-from ...configuration_modular import ModularConfigMixin
+from .....arch import BART_ADAPTER, ArchAdapter
+from ...config import ModularConfigMixin
 
 
 class ModularBartConfig(ModularConfigMixin, BartConfig):

@@ -27,14 +27,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from ...errors import ConfigError, DataError
+from ...evaluation import decode_length, special_token_ids, token_lists
+from ...losses import logit_kd_rows
+from ...metrics import edit_distance
+from ...plan import STACKS, Plan
+from ...validation import is_int, is_real
 from .assembly import format_ratio, parse_ratio
-from .errors import ConfigError, DataError
-from .evaluation import decode_length, special_token_ids, token_lists
-from .losses import logit_kd_rows
-from .metrics import edit_distance
-from .modeling_modular import ModularModelMixin
-from .plan import STACKS, Plan
-from .validation import is_int, is_real
+from .modeling import ModularModelMixin
 
 
 @dataclass(frozen=True)

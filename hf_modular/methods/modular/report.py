@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...markdown import markdown_table
+from ...plan import STACKS, Plan
 from .assembly import format_ratio
-from .markdown import markdown_table
-from .plan import STACKS, Plan
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from ...markdown import markdown_table
 from .assembly import format_ratio
-from .markdown import markdown_table
 from .report import CompressionReport
 
 if TYPE_CHECKING:

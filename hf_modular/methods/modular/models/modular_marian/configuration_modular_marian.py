@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from transformers import MarianConfig
 
-from ...arch import MARIAN_ADAPTER, ArchAdapter
-from ...configuration_modular import ModularConfigMixin
+from .....arch import MARIAN_ADAPTER, ArchAdapter
+from ...config import ModularConfigMixin
 
 
 class ModularMarianConfig(ModularConfigMixin, MarianConfig):

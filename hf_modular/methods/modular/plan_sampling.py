@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from ..assembly import PlanSpace
-from ..plan import STACKS, Plan, StackPlan
+from ...plan import STACKS, Plan, StackPlan
+from .assembly import PlanSpace
 
 
 def sample_plan(space: PlanSpace, rate: float, generator: torch.Generator) -> Plan:

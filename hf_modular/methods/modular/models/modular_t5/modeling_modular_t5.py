@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import T5ForConditionalGeneration
 
-from ...modeling_modular import ModularModelMixin, plans_forward
+from ...modeling import ModularModelMixin, plans_forward
 from .configuration_modular_t5 import ModularT5Config
 
 

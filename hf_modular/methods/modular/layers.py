@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 
 from torch import nn
 
-from .plan import Span, StackPlan, span_key
+from ...plan import Span, StackPlan, span_key
 
 POOL = "pool"
 

@@ -23,18 +23,19 @@ from typing import Any
 import torch
 from transformers.modeling_utils import PreTrainedModel
 
-from .arch import ArchAdapter
+from ...arch import ArchAdapter
+from ...atomic_save import check_output_path, staged_directory
+from ...configuration_utils import architecture_values, deep_decoder_stock_config_class
+from ...errors import AssemblyError, CheckpointError, ConfigError, DataError
+from ...plan import STACKS, Plan, Span, module_spans
+from ...registration import register_integrations
+from ...safe_loading import check_checkpoint_folder
+from ...serialization import SafeSerializationMixin
 from .assembly import PlanChoice, PlanSpace, StackSpace, check_strategy
-from .atomic_save import check_output_path, staged_directory
-from .configuration_modular import MODULAR_FIELDS, architecture_values, deep_decoder_stock_config_class
-from .errors import AssemblyError, CheckpointError, ConfigError, DataError
+from .config import MODULAR_FIELDS
+from .layers import POOL, PlannedLayers
 from .model_card import write_assembled_card
-from .plan import STACKS, Plan, Span, module_spans
-from .planned_layers import POOL, PlannedLayers
-from .registration import register_integrations
 from .report import CompressionReport, StackCount
-from .safe_loading import check_checkpoint_folder
-from .serialization import SafeSerializationMixin
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class ModularModelMixin(SafeSerializationMixin):
 
     # ----------------------------------------------------------------- plans
     def resolve_plan(self, spec: object, strategy: str | None = None) -> Plan:
-        """The plan ``spec`` names for this architecture (see ``hf_modular.assembly``)."""
+        """The plan ``spec`` names for this architecture (see ``hf_modular.methods.modular.assembly``)."""
         return self.choose_plan(spec, strategy).plan
 
     def choose_plan(self, spec: object, strategy: str | None = None) -> PlanChoice:
@@ -423,7 +424,7 @@ class ModularModelMixin(SafeSerializationMixin):
         Keyword arguments: see ``hf_modular.integrations.hub.push_to_hub`` (``revision``,
         ``table`` to put measured results in the card, ``tokenizer``, ``private``, ``token``...).
         """
-        from .integrations.hub import push_to_hub
+        from ...integrations.hub import push_to_hub
 
         return push_to_hub(self, repo_id, assemble=assemble, **kwargs)
 

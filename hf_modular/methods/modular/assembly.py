@@ -5,7 +5,7 @@ ratio, fractional allowed), or an explicit plan ``{"encoder": [...], "decoder": 
 For ``"Nx"`` a strategy chooses a plan:
 
 - ``measured``: of the plans whose quality was measured on held-out data
-  (``hf_modular.calibration.measure_plans``, stored in ``config.plan_scores``), the best one whose
+  (``hf_modular.methods.modular.calibration.measure_plans``, stored in ``config.plan_scores``), the best one whose
   ratio is at least N (within 5%), taken from the table's served front when it marks one (a
   larger plan is on the front only when it beats every smaller front plan by more than the
   measurement noise). Asking for a larger model never gives a worse measured plan.
@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import AssemblyError
-from .plan import STACKS, Plan, Span, StackPlan, Tilings, layer_ratio, parse_plan
+from ...errors import AssemblyError
+from ...plan import STACKS, Plan, Span, StackPlan, Tilings, layer_ratio, parse_plan
 
 STRATEGIES = ("auto", "measured", "size-first", "speed-first", "calibrated")
 RATIO_TOLERANCE = 0.05

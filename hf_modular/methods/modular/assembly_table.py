@@ -10,8 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import DataError
-from .markdown import markdown_table
+from ...errors import DataError
+from ...markdown import markdown_table
 
 
 @dataclass

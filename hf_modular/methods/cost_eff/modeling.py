@@ -19,10 +19,10 @@ from transformers import BartForConditionalGeneration, PreTrainedModel, T5ForCon
 
 from ...arch import ArchAdapter, adapter_for
 from ...errors import ConfigError
-from ...modeling_modular import ModularModelMixin
 from ...registry import get_method
 from ...serialization import SafeSerializationMixin
 from ...validation import is_real
+from ..modular.modeling import ModularModelMixin
 from .config import (
     CONFIDENCE_MEASURES,
     EXIT_HEADS,

@@ -15,9 +15,9 @@ from typing import Any
 
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel
 
-from .configuration_modular import ModularConfigMixin
-from .errors import ConfigError
-from .modeling_modular import ModularModelMixin
+from ...errors import ConfigError
+from .config import ModularConfigMixin
+from .modeling import ModularModelMixin
 
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision")  # what locating config.json needs
 

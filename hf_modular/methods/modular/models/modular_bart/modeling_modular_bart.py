@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import BartForConditionalGeneration
 
-from ...modeling_modular import ModularModelMixin, plans_forward
+from ...modeling import ModularModelMixin, plans_forward
 from .configuration_modular_bart import ModularBartConfig
 
 

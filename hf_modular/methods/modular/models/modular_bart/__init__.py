@@ -1,4 +1,4 @@
-from ...lazy_exports import lazy_exports
+from .....lazy_exports import lazy_exports
 
 _EXPORTS = {
     "ModularBartConfig": ".configuration_modular_bart",
