@@ -16,11 +16,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedModel
 
-from .assembly import format_ratio
-from .assembly_table import AssemblyResult, AssemblyTable
 from .errors import ConfigError
-from .modeling_modular import ModularModelMixin
+from .methods.modular.assembly import format_ratio
+from .methods.modular.assembly_table import AssemblyResult, AssemblyTable
+from .methods.modular.modeling import ModularModelMixin
 
+INPUT_KEYS = ("input_ids", "attention_mask")  # what generate() reads from a collated batch
 GENERATE_DEFAULT_NEW_TOKENS = 20  # what generate() decodes when nothing sets a length (transformers 5)
 MetricFn = Callable[[list[list[int]], list[list[int]]], dict[str, float]]
 
@@ -219,31 +220,43 @@ def timing_batches(
 @torch.no_grad()
 def interleaved_decode_latency(
     contenders: Mapping[str, Callable[[], PreTrainedModel]],
-    batches: Mapping[int, dict[str, torch.Tensor]],
+    batches: Mapping[int, dict[str, torch.Tensor] | Sequence[dict[str, torch.Tensor]]],
     max_new_tokens: int,
     repeats: int,
+    *,
+    fixed_length: bool = True,
     **generate_kwargs: Any,
 ) -> dict[str, dict[int, float]]:
-    """Median milliseconds for each contender to greedily decode each batch to exactly ``max_new_tokens``.
+    """Median milliseconds for each contender to greedily decode each entry of ``batches``.
 
     ``contenders`` maps a name to a callable that returns the model ready to run (it may switch
-    a modular model's plan). Every round times each contender once per batch, so slow spells of
-    a shared machine spread over all of them instead of falling on whichever ran then.
-    ``generate_kwargs`` go to every ``generate`` call (e.g. ``cache_implementation="static"``).
+    a modular model's plan). An entry of ``batches`` is one batch, or a list of batches decoded one
+    after another and timed together. ``fixed_length``: every decode runs exactly ``max_new_tokens``
+    (the speed of a size, independent of what it predicts); ``False``: each stops at its end token
+    (what a user waits for, e.g. an early-exit model at a threshold). Every round times each
+    contender once per entry, so slow spells of a shared machine spread over all of them instead of
+    falling on whichever ran then. ``generate_kwargs`` go to every ``generate`` call (e.g.
+    ``cache_implementation="static"``).
     """
     if batches and repeats < 1:
         raise ConfigError(f"latency_repeats={repeats!r}: time each decode at least once (>= 1)")
-    kwargs = {"do_sample": False, "num_beams": 1, "max_new_tokens": max_new_tokens, "min_new_tokens": max_new_tokens}
+    kwargs = {"do_sample": False, "num_beams": 1, "max_new_tokens": max_new_tokens}
+    if fixed_length:
+        kwargs["min_new_tokens"] = max_new_tokens
     kwargs.update(generate_kwargs)
     times: dict[str, dict[int, list[float]]] = {name: {b: [] for b in batches} for name in contenders}
     for round_index in range(repeats + 1 if batches else 0):  # round 0 warms every contender up and is not counted
         for name, prepare in contenders.items():
             model = prepare()
             with evaluating(model):
-                for size, batch in batches.items():
-                    inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
+                for size, entry in batches.items():
+                    group = [entry] if isinstance(entry, Mapping) else list(entry)
+                    inputs = [
+                        {k: b[k].to(model.device) for k in ("input_ids", "attention_mask") if k in b} for b in group
+                    ]
                     start = time.perf_counter()
-                    model.generate(**inputs, **kwargs)
+                    for batch_inputs in inputs:
+                        model.generate(**batch_inputs, **kwargs)
                     if round_index:
                         times[name][size].append((time.perf_counter() - start) * 1000)
     return {name: {b: statistics.median(t) for b, t in sizes.items()} for name, sizes in times.items()}

@@ -18,8 +18,14 @@ from hf_modular import (
     calibrate_assembly,
     evaluate_assemblies,
 )
-from hf_modular.calibration import ExampleErrors, PlanScores, _teacher_kl, _teacher_reference, served_front
 from hf_modular.evaluation import interleaved_decode_latency, timing_batches
+from hf_modular.methods.modular.calibration import (
+    ExampleErrors,
+    PlanScores,
+    _teacher_kl,
+    _teacher_reference,
+    served_front,
+)
 from tests.conftest import copy_task, modular_model, pad_collator, sample_inputs
 from tests.test_trainer import training_args
 
@@ -132,6 +138,28 @@ def test_latency_is_timed_in_interleaved_rounds_of_full_length_decodes(family):
         interleaved_decode_latency({"1x": contender("1x")}, batches, 5, repeats=0)
 
 
+def test_latency_of_a_batch_list_with_natural_stopping(family):
+    """A list entry is decoded batch after batch and timed as one; without fixed_length no
+    min_new_tokens is forced (what an early-exit sweep times), and extra kwargs reach generate."""
+    _, model = modular_model(family)
+    seen = []
+    generate = model.generate
+
+    def recorded_generate(**kwargs):
+        seen.append((kwargs["input_ids"].shape[0], "min_new_tokens" in kwargs, kwargs.get("use_cache")))
+        return generate(**kwargs)
+
+    model.generate = recorded_generate
+    rows = copy_task(family, size=5)
+    collate = pad_collator(family)
+    entry = [collate([rows[i] for i in range(j, min(j + 2, 5))]) for j in range(0, 5, 2)]
+    latency = interleaved_decode_latency(
+        {"1x": lambda: model}, {2: entry}, 4, repeats=2, fixed_length=False, use_cache=False
+    )
+    assert seen == [(2, False, False), (2, False, False), (1, False, False)] * 3  # warm-up + 2 timed rounds
+    assert set(latency) == {"1x"} and set(latency["1x"]) == {2} and latency["1x"][2] > 0
+
+
 def test_evaluate_assemblies_without_timing(family):
     _, model = modular_model(family)
     table = evaluate_assemblies(
@@ -167,8 +195,8 @@ def test_trainer_evaluate_assemblies_and_calibrate(family, tmp_path):
 @pytest.mark.parametrize("metric", ["token_error", "teacher_kl"])
 def test_measure_plans_scores_every_reachable_plan_and_serves_the_front(family, metric, tmp_path):
     from hf_modular import measure_plans
-    from hf_modular.assembly import RATIO_TOLERANCE
     from hf_modular.evaluation import decode_length, special_token_ids, token_lists
+    from hf_modular.methods.modular.assembly import RATIO_TOLERANCE
     from hf_modular.metrics import sequence_metrics
 
     _, model = modular_model(family)  # 6+6 layers, modules of 2, 3 and 6: 14 tilings per stack

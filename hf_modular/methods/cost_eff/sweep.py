@@ -7,8 +7,6 @@ decode time per sequence at the given batch sizes.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +15,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ...evaluation import MetricFn, greedy_decodes
+from ...evaluation import MetricFn, greedy_decodes, interleaved_decode_latency
 from ...markdown import markdown_table
 from ...metrics import sequence_metrics
-from .model import CostEffModelMixin
+from .modeling import CostEffModelMixin
 
 DEFAULT_THRESHOLDS = (None, 0.99, 0.95, 0.9, 0.8, 0.6)
 
@@ -128,7 +126,7 @@ def sweep_thresholds(
 
     Prints the table as it goes when ``verbose``. Latency: wall time to decode the first
     ``latency_examples`` examples (natural stopping) at each batch size, per sequence; the median
-    of ``latency_repeats`` runs after one warm-up batch.
+    of ``latency_repeats`` rounds after a warm-up round (``evaluation.interleaved_decode_latency``).
     """
     model.eval()
     depth = model.adapter.depth(model.config, "decoder")
@@ -142,18 +140,19 @@ def sweep_thresholds(
         tokens = max(cost.tokens, 1)
         point = SweepPoint(threshold, metric_fn(predictions, references), cost.layers / tokens, cost.flops / tokens)
         timing = [dataset[i % len(dataset)] for i in range(latency_examples)]
-        for size in latency_batch_sizes:
-            batches = [collate_fn(timing[i : i + size]) for i in range(0, len(timing), size)]
-            inputs = [{k: b[k].to(model.device) for k in ("input_ids", "attention_mask") if k in b} for b in batches]
-            kwargs = {"do_sample": False, "max_new_tokens": max_new_tokens, "early_exit_threshold": threshold}
-            model.generate(**inputs[0], **kwargs)  # warm-up
-            times = []
-            for _ in range(latency_repeats):
-                start = time.perf_counter()
-                for batch_inputs in inputs:
-                    model.generate(**batch_inputs, **kwargs)
-                times.append((time.perf_counter() - start) * 1000 / len(timing))
-            point.ms_per_sequence[size] = statistics.median(times)
+        batches = {
+            size: [collate_fn(timing[i : i + size]) for i in range(0, len(timing), size)]
+            for size in latency_batch_sizes
+        }
+        milliseconds = interleaved_decode_latency(
+            {"model": lambda: model},
+            batches,
+            max_new_tokens,
+            latency_repeats,
+            fixed_length=False,
+            early_exit_threshold=threshold,
+        )["model"]
+        point.ms_per_sequence = {size: ms / len(timing) for size, ms in milliseconds.items()}
         points.append(point)
         if verbose:
             print(format_sweep([point], header=len(points) == 1), flush=True)
