@@ -134,6 +134,8 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--module-sizes", "1"], "'1'"),
         (["compress", "{train}", "--train", "{train}", "-o", "{out}"], "train.jsonl"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--plan-sampling", "sandwich"], "'sandwich'"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--module-lr-scales", "6=0.5"], "'6=0.5'"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--module-lr-scales", "6:-1"], "6: -1.0"),
         (["assemble", str(TEACHER), "2x", "-o", "{out}"], "not a modular artifact"),
         (["assemble", "{artifact}", "5x", "-o", "{out}"], "5x"),
         (["eval", "{artifact}", "--data", "{tmp}/missing.csv"], "missing.csv"),

@@ -50,6 +50,7 @@ MULTI_PLAN = {
     "granularity_pairing": "rotate",
     "random_plans": 2,
     "learning_rate": 0.02,
+    "module_lr_scales": {"2": 0.5},  # per-size optimizer groups (JSON keys, as the worker reads them)
 }
 
 

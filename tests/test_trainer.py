@@ -221,6 +221,10 @@ def test_evaluation_uses_the_active_plan(family, tmp_path):
         ({"plan_sampling": "granularities", "random_plans": -1}, "random_plans=-1 must be an integer"),
         ({"plan_sampling": "granularities", "random_plans": True}, "random_plans=True must be an integer"),
         ({"plan_sampling": "random", "random_plans": 2}, "adds plans to plan_sampling='granularities'"),
+        ({"module_lr_scales": {1: 0.5}}, r"module_lr_scales=\{1: 0.5\}: entry 1"),
+        ({"module_lr_scales": {2: 0.0}}, r"entry 2: 0.0 is not allowed"),
+        ({"module_lr_scales": {2: True}}, r"entry 2: True is not allowed"),
+        ({"module_lr_scales": [2, 0.5]}, r"module_lr_scales=\[2, 0.5\]: expected a dict"),
     ],
 )
 def test_bad_training_arguments(tmp_path, overrides, message):
@@ -402,3 +406,49 @@ def test_multi_plan_recipe_trains_the_rotated_granularities_and_random_mixed_pla
     assert len(set(randoms)) > 1  # drawn afresh per step
     mixed = [p for p in randoms if any(e - s == 1 for n in STACKS for s, e in p.stack(n).spans)]
     assert mixed, "random plans put modules next to teacher layers"
+
+
+def test_module_lr_scales_set_each_module_sizes_rate(tmp_path):
+    """With {2: 0.25}, the modules replacing 2 layers take steps a quarter the size of the others'
+    (Adam's first step moves every parameter with a gradient by about its group's rate)."""
+    assert training_args(tmp_path, module_lr_scales={"2": 0.25}).module_lr_scales == {2: 0.25}  # as read from JSON
+    _, model = modular_model("t5")
+    sizes = {
+        id(p): end - start
+        for n in STACKS
+        for (start, end), m in model.planned_layers(n).pool_modules()
+        for p in m.parameters()
+    }
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    args = training_args(
+        tmp_path,
+        max_steps=1,
+        learning_rate=1e-3,
+        warmup_steps=0,
+        lr_scheduler_type="constant",
+        plan_sampling="granularities",
+        module_lr_scales={2: 0.25},
+        max_grad_norm=0.0,
+    )
+    trainer = CompressionTrainer(model=model, args=args, train_dataset=copy_task("t5", size=8))
+    trainer.train()
+    rates = {p["lr"] for p in trainer.optimizer.param_groups}
+    assert rates == {1e-3, 2.5e-4}
+    largest = {}
+    for name, parameter in model.named_parameters():
+        if id(parameter) in sizes:
+            step = (parameter.detach() - before[name]).abs().max().item()
+            largest[sizes[id(parameter)]] = max(largest.get(sizes[id(parameter)], 0.0), step)
+    assert largest[2] == pytest.approx(2.5e-4, rel=0.05) and largest[3] == pytest.approx(1e-3, rel=0.05), largest
+
+
+def test_module_lr_scales_are_refused_where_they_cannot_apply(tmp_path):
+    _, model = modular_model("t5")
+    with pytest.raises(ConfigError, match=r"names module sizes \[4\]; this model's modules have sizes \[2, 3, 6\]"):
+        CompressionTrainer(model=model, args=training_args(tmp_path, module_lr_scales={4: 0.5}))
+    with pytest.raises(ConfigError, match="scales the learning rate of a modular model's modules; T5ForConditional"):
+        CompressionTrainer(
+            model=tiny_teacher("t5", encoder_layers=2, decoder_layers=2),
+            teacher=tiny_teacher("t5"),
+            args=training_args(tmp_path, module_lr_scales={2: 0.5}),
+        )

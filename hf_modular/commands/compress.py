@@ -63,6 +63,10 @@ def compress(
     ] = "granularities",
     granularity_pairing: Annotated[str, typer.Option(help="'same' or 'rotate' (see docs/training.md)")] = "same",
     random_plans: Annotated[int, typer.Option(min=0, help="extra random mixed plans per batch")] = 0,
+    module_lr_scales: Annotated[
+        str | None,
+        typer.Option(help="learning-rate multipliers by module size, e.g. '6:0.5' (size-6 modules at half the rate)"),
+    ] = None,
     bf16: Annotated[bool, typer.Option(help="bfloat16 mixed precision (weights stay float32)")] = False,
     report_to: Annotated[str, typer.Option(help="'none', or e.g. 'tensorboard', 'wandb' (comma-separated)")] = "none",
     checkpoints: Annotated[Path | None, typer.Option(help="checkpoint folder (default: <output>-checkpoints)")] = None,
@@ -104,6 +108,7 @@ def compress(
             f"(save it next to the teacher, or pass --tokenizer)"
         )
     sizes = [_positive_int(s) for s in split_list(module_sizes)] if module_sizes else None
+    scales = _module_lr_scales(module_lr_scales) if module_lr_scales else None
     args = CompressionTrainingArguments(
         output_dir=str(run_dir),
         max_steps=steps,
@@ -114,6 +119,7 @@ def compress(
         plan_sampling=plan_sampling,
         granularity_pairing=granularity_pairing,
         random_plans=random_plans,
+        module_lr_scales=scales,
         warmup_steps=min(100, steps // 10) if warmup_steps is None else warmup_steps,
         lr_scheduler_type="cosine",
         logging_steps=max(1, min(50, steps // 10)),
@@ -194,6 +200,7 @@ def _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max
         "plan_sampling",
         "granularity_pairing",
         "random_plans",
+        "module_lr_scales",
         "warmup_steps",
         "bf16",
         "seed",
@@ -239,3 +246,15 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 2:
         raise fail(f"module size {text!r} is not an integer >= 2 (a module replaces 2 or more layers)")
     return int(text)
+
+
+def _module_lr_scales(text: str) -> dict[int, float]:
+    """'6:0.5,3:0.8' -> {6: 0.5, 3: 0.8} (the values are checked by CompressionTrainingArguments)."""
+    scales = {}
+    for item in split_list(text) or []:
+        size, _, scale = item.partition(":")
+        try:
+            scales[_positive_int(size.strip())] = float(scale)
+        except ValueError:
+            raise fail(f"--module-lr-scales item {item!r}: expected SIZE:MULTIPLIER, e.g. '6:0.5'") from None
+    return scales

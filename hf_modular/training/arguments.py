@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from transformers import Seq2SeqTrainingArguments
 
 from ..errors import ConfigError
-from ..validation import is_int
+from ..validation import is_int, is_real
 from .schedules import ReplacementSchedule
 
 PLAN_SAMPLING = ("random", "granularities")
@@ -44,6 +44,13 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
             "scheduled rate (stacks drawn independently), so modules also learn next to teacher layers"
         },
     )
+    module_lr_scales: dict[int, float] | None = field(
+        default=None,
+        metadata={
+            "help": "learning-rate multipliers by module size, e.g. {6: 0.5}: modules replacing 6 layers learn at "
+            "half of learning_rate (a one-layer stand-in for a whole stack measured better at a lower rate)"
+        },
+    )
     replacement_schedule: str = field(default="linear", metadata={"help": "'linear' or 'constant'"})
     replacement_rate: float = field(default=0.3, metadata={"help": "rate at the first step (or the constant rate)"})
     replacement_rate_end: float = field(default=1.0, metadata={"help": "rate at the last step (linear schedule)"})
@@ -71,6 +78,7 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
                 f"random_plans={self.random_plans} adds plans to plan_sampling='granularities'; with "
                 f"plan_sampling={self.plan_sampling!r} each step already trains one random plan"
             )
+        self.module_lr_scales = _module_lr_scales(self.module_lr_scales)
         self.schedule  # validates the schedule fields  # noqa: B018
         for name in ("ce_weight", "kd_weight", "hidden_weight", "attention_weight"):
             value = getattr(self, name)
@@ -87,3 +95,22 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
     @property
     def schedule(self) -> ReplacementSchedule:
         return ReplacementSchedule(self.replacement_schedule, self.replacement_rate, self.replacement_rate_end)
+
+
+def _module_lr_scales(value: object) -> dict[int, float] | None:
+    """``{size: multiplier}`` with int sizes >= 2 and finite multipliers > 0; string keys (the same
+    arguments read back from JSON) become ints."""
+    if value is None:
+        return None
+    allowed = "a dict {module size >= 2: learning-rate multiplier > 0}, e.g. {6: 0.5}"
+    if not isinstance(value, dict):
+        raise ConfigError(f"module_lr_scales={value!r}: expected {allowed}")
+    scales = {}
+    for size, scale in value.items():
+        number = int(size) if isinstance(size, str) and size.isdigit() else size
+        if not (is_int(number) and number >= 2 and is_real(scale) and 0 < scale < float("inf")):
+            raise ConfigError(
+                f"module_lr_scales={value!r}: entry {size!r}: {scale!r} is not allowed; expected {allowed}"
+            )
+        scales[int(number)] = float(scale)
+    return scales

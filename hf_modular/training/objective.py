@@ -33,9 +33,19 @@ class Objective:
             raise ConfigError(
                 f"{type(model).__name__} is not a modular model, so it cannot be its own teacher: pass teacher=..."
             )
+        if args.module_lr_scales:
+            raise ConfigError(
+                f"module_lr_scales={args.module_lr_scales} scales the learning rate of a modular model's modules; "
+                f"{type(model).__name__} has none"
+            )
 
     def prepare(self, model: nn.Module) -> None:
         """Choose which parameters learn (default: those the model marks trainable)."""
+
+    def learning_rate_scales(self, model: nn.Module) -> dict[int, float]:
+        """``{id(parameter): multiplier of learning_rate}`` for parameters that learn at another rate
+        (default: none; every parameter at ``learning_rate``)."""
+        return {}
 
     def output_flags(self, flags: dict[str, bool]) -> dict[str, bool]:
         """The student forward's ``output_*`` flags, given those the loss terms need."""

@@ -208,6 +208,26 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
                 loss = loss + args.attention_weight * torch.stack(attention).mean() / units[name]
         return loss
 
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer, with each parameter group split by the objective's learning-rate
+        multipliers (``module_lr_scales``); the scheduler then scales every group's own rate."""
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        scales = self.objective.learning_rate_scales(
+            self.accelerator.unwrap_model(self.model if model is None else model)
+        )
+        if fresh and scales:
+            groups = []
+            for group in optimizer.param_groups:
+                by_scale: dict[float, list[nn.Parameter]] = {}
+                for parameter in group["params"]:
+                    by_scale.setdefault(scales.get(id(parameter), 1.0), []).append(parameter)
+                groups += [{**group, "params": ps, "lr": group["lr"] * s} for s, ps in sorted(by_scale.items())]
+            optimizer.param_groups.clear()  # no step has run: nothing in the state refers to a group yet
+            for group in groups:
+                optimizer.add_param_group(group)
+        return optimizer
+
     def teacher_forward(self, student: nn.Module, inputs: dict[str, Any], extra: dict[str, bool]):
         if self.teacher is not None:
             return self.teacher(**inputs, **extra)

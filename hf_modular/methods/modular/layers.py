@@ -39,6 +39,10 @@ class PlannedLayers(nn.Module):
         teacher = {(int(k), int(k) + 1) for k in self._modules if k != POOL}
         return teacher | {tuple(map(int, k.split("_"))) for k in self.pool}  # type: ignore[misc]
 
+    def pool_modules(self) -> list[tuple[Span, nn.Module]]:
+        """Every module of the pool with the span it replaces."""
+        return [(tuple(map(int, key.split("_"))), module) for key, module in self.pool.items()]  # type: ignore[misc]
+
     def run(self, plan: StackPlan) -> None:
         """Make iteration follow ``plan`` and give each step its own KV-cache slot."""
         missing = [span for span in plan.spans if self.get(span) is None]

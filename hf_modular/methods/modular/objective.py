@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
-from ...plan import Plan
+from ...plan import STACKS, Plan
 from ...training.arguments import CompressionTrainingArguments
 from ...training.objective import Objective
 from .modeling import ModularModelMixin
@@ -35,6 +35,13 @@ class ModularObjective(Objective):
             )
         if not self.modular:
             super().check(model, teacher, args)
+        elif args.module_lr_scales:
+            sizes = {size for name in STACKS for size in model.config.stack_module_sizes(name)}
+            unknown = sorted(set(args.module_lr_scales) - sizes)
+            if unknown:
+                raise ConfigError(
+                    f"module_lr_scales names module sizes {unknown}; this model's modules have sizes {sorted(sizes)}"
+                )
 
     def prepare(self, model: nn.Module) -> None:
         if self.modular:
@@ -44,6 +51,19 @@ class ModularObjective(Objective):
                 raise ConfigError("this modular model has no modules to train (check config.module_sizes)")
             for parameter in trainable:
                 parameter.requires_grad_(True)
+
+    def learning_rate_scales(self, model: nn.Module) -> dict[int, float]:
+        """``module_lr_scales`` applied to the pools: each module's parameters by the size of its span."""
+        scales = self.trainer.args.module_lr_scales
+        if not (self.modular and scales):
+            return {}
+        return {
+            id(parameter): scales[end - start]
+            for name in STACKS
+            for (start, end), module in model.planned_layers(name).pool_modules()
+            if end - start in scales
+            for parameter in module.parameters()
+        }
 
     def forward(
         self, model: nn.Module, inputs: dict[str, Any], flags: dict[str, bool]

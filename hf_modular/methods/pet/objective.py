@@ -18,6 +18,7 @@ class PetObjective(Objective):
     def check(self, model: nn.Module, teacher: nn.Module | None, args: CompressionTrainingArguments) -> None:
         if not isinstance(getattr(model, "config", None), PetConfigMixin) or teacher is None:
             raise ConfigError("method='pet' trains a PET student (pet.build_student) against teacher=...")
+        super().check(model, teacher, args)
 
     def phase_loss(
         self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any
