@@ -532,26 +532,25 @@ def targets(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict[str, list[dict]], path: Path) -> None:
+def plot(family: str, rows: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4), squeeze=False)
-    for axis, (family, rows) in zip(axes[0], results.items(), strict=True):
-        teacher = rows[0]["latency_ms"]["32"]
-        for method, style in (("modular", "o-"), ("SFT", "s"), ("layer-drop", "x")):
-            points = sorted((teacher / r["latency_ms"]["32"], r["PER"]) for r in rows if r["method"] == method)
-            if points:
-                axis.plot(*zip(*points, strict=True), style, label=method)
-        axis.plot([1.0], [rows[0]["PER"]], "k*", markersize=12, label="teacher")
-        axis.set_title(f"{family}: PER vs decode speedup (batch 32)")
-        axis.set_xlabel("speedup vs teacher")
-        axis.set_ylabel("PER % (log scale)")
-        axis.set_yscale("log")
-        axis.grid(alpha=0.3)
-        axis.legend()
+    figure, axis = plt.subplots(figsize=(6, 4))
+    teacher = rows[0]["latency_ms"]["32"]
+    for method, style in (("modular", "o-"), ("SFT", "s"), ("layer-drop", "x")):
+        points = sorted((teacher / r["latency_ms"]["32"], r["PER"]) for r in rows if r["method"] == method)
+        if points:
+            axis.plot(*zip(*points, strict=True), style, label=method)
+    axis.plot([1.0], [rows[0]["PER"]], "k*", markersize=12, label="teacher")
+    axis.set_title(f"{family}: PER vs decode speedup (batch 32)")
+    axis.set_xlabel("speedup vs teacher")
+    axis.set_ylabel("PER % (log scale)")
+    axis.set_yscale("log")
+    axis.grid(alpha=0.3)
+    axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
@@ -593,10 +592,13 @@ def main() -> None:
     results = {family: run_family(family, args, cells) for family in args.families}
     args.docs.mkdir(parents=True, exist_ok=True)
     markdown = render(results, args) + "\n" + targets(results)
-    plot(results, args.docs / "benchmarks.png")
+    figures = ""
+    for family, rows in results.items():  # one plot per family, so one family's rerun replaces only its own
+        plot(family, rows, args.docs / f"benchmarks_{family}.png")
+        figures += f"\n![PER vs speedup, {family}](benchmarks_{family}.png)\n"
     page = args.docs / "benchmarks.md"
     kept = [m.group(0) for m in SECTION.finditer(page.read_text())] if page.exists() else []  # keep the others
-    page.write_text(markdown + "\n![PER vs speedup](benchmarks.png)\n" + "".join(f"\n{k}\n" for k in kept))
+    page.write_text(markdown + figures + "".join(f"\n{k}\n" for k in kept))
     print(markdown)
 
 
