@@ -19,7 +19,7 @@ def test_the_package_has_no_import_cycles():
 
 def test_the_check_sees_lazy_and_type_checking_imports():
     graph = grimp.build_graph("hf_modular", include_external_packages=False)
-    # modeling_modular imports the Hub integration inside a method; model_card reads the table
+    # the modular modeling module imports the Hub integration inside a method; model_card reads the table
     # type under TYPE_CHECKING: both are edges of the graph the cycle check walks
     assert graph.direct_import_exists(
         importer="hf_modular.methods.modular.modeling", imported="hf_modular.integrations.hub"
