@@ -52,64 +52,6 @@ def test_save_load_gives_the_in_memory_model_and_counts_every_stored_number(fami
         assert loaded.get_parameter(name).shape == param.shape and loaded.get_parameter(name).dtype == param.dtype
 
 
-def _calibration(family):
-    inputs = sample_inputs(family)
-    return [
-        {
-            "input_ids": inputs["input_ids"],
-            "attention_mask": inputs["attention_mask"],
-            "labels": inputs["decoder_input_ids"],
-        }
-    ]
-
-
-@pytest.mark.parametrize("method", ["svd", "autoencoder"])
-def test_activation_weighted_coding_stores_its_scales_and_loads_exactly(family, method, tmp_path):
-    teacher = tiny_teacher(family)
-    compressed = offline_ae.compress(
-        teacher, ratio=3, targets=["attention"], method=method, calibration=_calibration(family), **FAST
-    )
-    assert compressed.report["activation_weighted"]
-    for group in compressed.groups:  # one scale per input channel of every member, counted in the budget
-        assert group.stored["input_scale"].shape == (len(group.members), group.columns)
-    stored = sum(t.numel() for g in compressed.groups for t in g.stored.values())
-    assert compressed.report["stored_numbers"] == stored and compressed.report["ratio"] >= 3
-    compressed.save_pretrained(tmp_path / "out")
-    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "out")
-    inputs = sample_inputs(family)
-    assert torch.equal(_logits(loaded, inputs), _logits(compressed.model, inputs))
-
-
-def test_weighted_svd_is_the_best_rank_r_code_in_the_weighted_norm():
-    """Coding W diag(s) by truncated SVD minimises ||(W - W_hat) diag(s)|| at its rank (Eckart-Young),
-    so at equal rank it beats plain SVD in the norm that the calibration activations define."""
-    teacher = tiny_teacher("t5")
-    calibration = _calibration("t5")
-    target = ["encoder.self_attention.v"]
-    rows, columns = teacher.encoder.block[0].layer[0].SelfAttention.v.weight.shape
-    budget = 2 * (rows + columns) + columns + 1  # rank 2 with or without the scales' numbers
-    ratio = rows * columns / (budget + 0.5)
-    plain = offline_ae.compress(teacher, ratio=ratio, targets=target, mode="per_matrix", method="svd")
-    weighted = offline_ae.compress(
-        teacher, ratio=ratio, targets=target, mode="per_matrix", method="svd", calibration=calibration
-    )
-    scales = offline_ae.input_scales(teacher, {m: "" for g in plain.groups for m in g.members}, calibration)
-    for a, b in zip(plain.groups, weighted.groups, strict=True):
-        assert a.rank == b.rank == 2
-        name = a.members[0]
-        original = teacher.get_parameter(name).detach()
-        errors = [
-            ((original - m.model.get_parameter(name).detach()) * scales[name]).norm().item() for m in (plain, weighted)
-        ]
-        assert errors[1] < errors[0], (name, errors)
-
-
-def test_calibration_that_never_reaches_a_target_is_refused():
-    teacher = tiny_teacher("t5")
-    with pytest.raises(ConfigError, match="never reach"):
-        offline_ae.compress(teacher, ratio=3, targets=["attention"], method="svd", calibration=[])
-
-
 def test_svd_matches_numpy_truncated_svd():
     teacher = tiny_teacher("bart")
     compressed = offline_ae.compress(

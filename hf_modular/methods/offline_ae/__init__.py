@@ -15,7 +15,6 @@ _EXPORTS = {
     "CompressedWeightsLoader": ".modeling",
     "OfflineAEConfig": ".config",
     "compress": ".compressor",
-    "input_scales": ".compressor",
     "load_compressed": ".modeling",
     "select_targets": ".compressor",
 }

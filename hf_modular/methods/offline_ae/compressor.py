@@ -11,7 +11,6 @@ import copy
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -22,7 +21,7 @@ from transformers import PreTrainedModel
 from ...arch import adapter_for
 from ...errors import ConfigError
 from .config import OfflineAEConfig
-from .layers import INPUT_SCALE, Group, autoencoder_shape, fit_autoencoder, fit_svd, svd_rank
+from .layers import Group, autoencoder_shape, fit_autoencoder, fit_svd, svd_rank
 from .modeling import CompressedModel
 
 
@@ -51,48 +50,6 @@ def select_targets(model: nn.Module, targets: tuple[str, ...]) -> dict[str, str]
             raise ConfigError(f"target {target!r} selects no weight matrix; this model has the kinds {available}")
         selected.update(hits)
     return selected
-
-
-# ----------------------------------------------------------------------------- activation weighting
-INPUT_KEYS = ("input_ids", "attention_mask", "labels", "decoder_input_ids", "decoder_attention_mask")
-SCALE_FLOOR = 1e-2  # of a matrix's mean channel scale: a channel calibration never lit still counts a little
-
-
-@torch.no_grad()
-def input_scales(
-    model: nn.Module, selected: dict[str, str], batches: Iterable[Mapping[str, torch.Tensor]]
-) -> dict[str, torch.Tensor]:
-    """Per coded matrix, the root-mean-square of each input channel over the calibration tokens
-    (normalised to mean 1, floored at ``SCALE_FLOOR``). A row's error then counts as it reaches the
-    output, ``(w - w_hat) . x``, instead of uniformly over its channels."""
-    modules = dict(model.named_modules())
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
-
-    def record(name: str):
-        def hook(module: nn.Module, args: tuple) -> None:
-            x = args[0].detach().float().reshape(-1, args[0].shape[-1])
-            sums[name] = sums.get(name, 0) + x.pow(2).sum(dim=0)
-            counts[name] = counts.get(name, 0) + x.shape[0]
-
-        return hook
-
-    hooks = [modules[name.removesuffix(".weight")].register_forward_pre_hook(record(name)) for name in selected]
-    try:
-        for batch in batches:
-            model(**{k: v.to(model.device) for k, v in batch.items() if k in INPUT_KEYS})
-    finally:
-        for hook in hooks:
-            hook.remove()
-    unseen = sorted(name for name in selected if name not in sums)
-    if unseen:
-        raise ConfigError(f"the calibration batches never reach {unseen[:3]}: pass batches the model can run")
-    scales = {}
-    for name in selected:
-        rms = (sums[name] / counts[name]).sqrt()
-        rms = rms / rms.mean().clamp_min(1e-30)
-        scales[name] = rms.clamp_min(SCALE_FLOOR)
-    return scales
 
 
 def _natural_key(name: str) -> list[object]:
@@ -127,26 +84,22 @@ def _groups(selected: dict[str, str], params: dict[str, torch.Tensor], config: O
 
 
 def _fit(group: Group, rows: torch.Tensor, config: OfflineAEConfig, progress: Any) -> None:
-    """Fit the group's coder to ``rows`` in the budget left after what the group already stores
-    (its input scales, when calibrated)."""
-    budget = math.floor(rows.numel() / config.ratio) - group.stored_numbers
+    budget = math.floor(rows.numel() / config.ratio)
     if group.coder == "svd":
         group.rank = svd_rank(rows.shape[0], rows.shape[1], budget)
-        group.stored.update(fit_svd(rows, group.rank))
+        group.stored = fit_svd(rows, group.rank)
         return
     group.latent, group.hidden = autoencoder_shape(rows.shape[0], rows.shape[1], budget, config.decoder_fraction)
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + int(group.id[1:]))
-    group.stored.update(
-        fit_autoencoder(
-            rows,
-            group.latent,
-            group.hidden,
-            config.steps,
-            config.learning_rate,
-            config.loss,
-            generator,
-            progress,
-        )
+    group.stored = fit_autoencoder(
+        rows,
+        group.latent,
+        group.hidden,
+        config.steps,
+        config.learning_rate,
+        config.loss,
+        generator,
+        progress,
     )
 
 
@@ -165,23 +118,18 @@ def compress(
     targets: str | list[str] | tuple[str, ...] = ("attention", "ffn"),
     mode: str = "joint",
     method: str = "autoencoder",
-    calibration: Iterable[Mapping[str, torch.Tensor]] | None = None,
     **settings: Any,
 ) -> CompressedModel:
     """Compress ``model``'s targeted weight matrices at ``ratio`` (original / stored numbers).
 
     ``method="autoencoder"`` (default) or ``"svd"`` (the baseline, at the same storage);
-    ``mode="joint"`` (one coder per matrix kind across layers) or ``"per_matrix"``. ``calibration``:
-    a few batches of inputs (``input_ids``, ``attention_mask``, ``labels``); when given, each
-    matrix is coded with its columns weighted by its input channels' RMS on them (``input_scales``;
-    the scales are stored and counted), for either coder. Other settings: see ``OfflineAEConfig``.
-    ``model`` is not modified; no model training happens.
+    ``mode="joint"`` (one coder per matrix kind across layers) or ``"per_matrix"``. Other settings:
+    see ``OfflineAEConfig``. ``model`` is not modified; no model training happens.
     """
     config = OfflineAEConfig(ratio=ratio, targets=targets, mode=mode, method=method, **settings)
     started = time.perf_counter()
     work = copy.deepcopy(model).eval()
     selected = select_targets(work, config.targets)
-    scales = input_scales(work, selected, calibration) if calibration is not None else None
     params = {n: p.detach() for n, p in work.named_parameters()}  # each group reads its rows before installing
     groups = _groups(selected, params, config)
     total = config.steps * len(groups) if config.method == "autoencoder" else 0
@@ -189,16 +137,11 @@ def compress(
     with tqdm(total=total, desc=f"offline {config.method}", disable=not config.progress or total == 0) as progress:
         for group in groups:
             rows = torch.cat([params[m].float() for m in group.members])
-            coded = rows
-            if scales is not None:
-                group.stored[INPUT_SCALE] = torch.stack([scales[m] for m in group.members])
-                coded = rows * group.row_scales()
-            _fit(group, coded, config, progress)
+            _fit(group, rows, config, progress)
             rebuilt = group.decode()
             _install(work, group, rebuilt)
             quality.append(_quality(group, rows, rebuilt))
     report = _report(groups, quality, time.perf_counter() - started, config)
-    report["activation_weighted"] = scales is not None
     return CompressedModel(model=work, config=config, groups=groups, report=report)
 
 

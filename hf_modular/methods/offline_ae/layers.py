@@ -25,7 +25,6 @@ from torch import nn
 from ...errors import ConfigError
 
 DECODER_KEYS = ("basis.weight", "basis.bias", "hidden.weight", "hidden.bias", "residual.weight")
-INPUT_SCALE = "input_scale"  # members x columns: the channel weights a calibrated group was coded under
 
 
 def decoder_numbers(latent: int, hidden: int, columns: int) -> int:
@@ -182,15 +181,10 @@ class Group:
     def stored_numbers(self) -> int:
         return sum(t.numel() for t in self.stored.values())
 
-    def row_scales(self) -> torch.Tensor:
-        """Each row's input-channel scales (rows x columns), from the members' ``input_scale``."""
-        counts = torch.tensor([rows for rows, _ in self.shapes])
-        return torch.repeat_interleave(self.stored[INPUT_SCALE], counts, dim=0)
-
     def decode(self) -> torch.Tensor:
-        """The rows, back in the weights' own scale when the group was coded activation-weighted."""
-        rows = decode_svd(self.stored) if self.coder == "svd" else decode_autoencoder(self.stored)
-        return rows / self.row_scales() if INPUT_SCALE in self.stored else rows
+        if self.coder == "svd":
+            return decode_svd(self.stored)
+        return decode_autoencoder(self.stored)
 
     def describe(self) -> dict[str, Any]:
         return {

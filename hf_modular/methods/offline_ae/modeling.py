@@ -28,7 +28,7 @@ from .layers import Group
 
 WEIGHTS_NAME = "compressed_model.safetensors"
 MANIFEST_NAME = "hf_modular_compression.json"
-FORMAT_VERSION = 3  # 2: the residual autoencoder (format-1 AE groups are refused); 3: optional input scales
+FORMAT_VERSION = 2  # 2: the residual autoencoder; a format-1 autoencoder group is refused
 
 
 @dataclass
