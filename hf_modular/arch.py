@@ -202,136 +202,154 @@ def _resize_bart_attention(attention: nn.Module, heads: int, head_dim: int) -> N
     attention.num_heads, attention.head_dim, attention.scaling = heads, head_dim, head_dim**-0.5
 
 
-T5_ADAPTER = ArchAdapter(
-    family="t5",
-    stock_config_class=T5Config,
-    stock_model_name="T5ForConditionalGeneration",
-    parameter_count=_t5_parameters,
-    layers_attr="block",
-    depth_fields=("num_layers", "num_decoder_layers"),
-    layer_factory=_t5_layer,
-    self_query="layer.0.SelfAttention.q",
-    self_key="layer.0.SelfAttention.k",
-    self_value="layer.0.SelfAttention.v",
-    cross_query="layer.1.EncDecAttention.q",
-    self_attention_norm="layer.0.layer_norm",
-    head_dim_attr="key_value_proj_dim",
-    head_fields=("num_heads", "num_heads"),
-    tied_head_attention=("self_attention",),
-    final_norm="final_layer_norm",
-    vocab_projection=_t5_vocab_projection,
-    size_fields=("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads"),
-    ffn_fields=("d_ff", "d_ff"),
-    # T5 computes relative position bias in the first layer of a stack and hands it on.
-    start_only_params=("relative_attention_bias",),
-    weight_kinds=(
-        *(
+_ADAPTERS: dict[str, ArchAdapter] = {}  # family -> adapter, in registration order
+
+
+def register_adapter(adapter: ArchAdapter) -> ArchAdapter:
+    """Add a supported family (called once, where its adapter is defined); ``adapter_for`` tries the
+    families in registration order."""
+    if adapter.family in _ADAPTERS and _ADAPTERS[adapter.family] != adapter:
+        raise ValueError(f"a different adapter is already registered for family {adapter.family!r}")
+    _ADAPTERS[adapter.family] = adapter
+    return adapter
+
+
+T5_ADAPTER = register_adapter(
+    ArchAdapter(
+        family="t5",
+        stock_config_class=T5Config,
+        stock_model_name="T5ForConditionalGeneration",
+        parameter_count=_t5_parameters,
+        layers_attr="block",
+        depth_fields=("num_layers", "num_decoder_layers"),
+        layer_factory=_t5_layer,
+        self_query="layer.0.SelfAttention.q",
+        self_key="layer.0.SelfAttention.k",
+        self_value="layer.0.SelfAttention.v",
+        cross_query="layer.1.EncDecAttention.q",
+        self_attention_norm="layer.0.layer_norm",
+        head_dim_attr="key_value_proj_dim",
+        head_fields=("num_heads", "num_heads"),
+        tied_head_attention=("self_attention",),
+        final_norm="final_layer_norm",
+        vocab_projection=_t5_vocab_projection,
+        size_fields=("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads"),
+        ffn_fields=("d_ff", "d_ff"),
+        # T5 computes relative position bias in the first layer of a stack and hands it on.
+        start_only_params=("relative_attention_bias",),
+        weight_kinds=(
+            *(
+                (
+                    rf"(?:model\.)?(encoder|decoder)\.block\.(?:pool\.)?\w+\.layer\.0\.SelfAttention\.{m}\.weight",
+                    f"{{stack}}.self_attention.{m}",
+                )
+                for m in "qkvo"
+            ),
+            *(
+                (
+                    rf"(?:model\.)?(decoder)\.block\.(?:pool\.)?\w+\.layer\.1\.EncDecAttention\.{m}\.weight",
+                    f"{{stack}}.cross_attention.{m}",
+                )
+                for m in "qkvo"
+            ),
             (
-                rf"(?:model\.)?(encoder|decoder)\.block\.(?:pool\.)?\w+\.layer\.0\.SelfAttention\.{m}\.weight",
-                f"{{stack}}.self_attention.{m}",
-            )
-            for m in "qkvo"
-        ),
-        *(
+                r"(?:model\.)?(encoder|decoder)\.block\.(?:pool\.)?\w+\.layer\.\d\.DenseReluDense\.wi(?:_[01])?\.weight",
+                "{stack}.ffn.in",
+            ),
             (
-                rf"(?:model\.)?(decoder)\.block\.(?:pool\.)?\w+\.layer\.1\.EncDecAttention\.{m}\.weight",
-                f"{{stack}}.cross_attention.{m}",
-            )
-            for m in "qkvo"
+                r"(?:model\.)?(encoder|decoder)\.block\.(?:pool\.)?\w+\.layer\.\d\.DenseReluDense\.wo\.weight",
+                "{stack}.ffn.out",
+            ),
+            (r"shared\.weight", "embeddings"),
         ),
-        (
-            r"(?:model\.)?(encoder|decoder)\.block\.(?:pool\.)?\w+\.layer\.\d\.DenseReluDense\.wi(?:_[01])?\.weight",
-            "{stack}.ffn.in",
-        ),
-        (
-            r"(?:model\.)?(encoder|decoder)\.block\.(?:pool\.)?\w+\.layer\.\d\.DenseReluDense\.wo\.weight",
-            "{stack}.ffn.out",
-        ),
-        (r"shared\.weight", "embeddings"),
-    ),
+    )
 )
 
-BART_ADAPTER = ArchAdapter(
-    family="bart",
-    stock_config_class=BartConfig,
-    stock_model_name="BartForConditionalGeneration",
-    parameter_count=_bart_parameters,
-    layers_attr="layers",
-    depth_fields=("encoder_layers", "decoder_layers"),
-    layer_factory=_bart_layer,
-    self_query="self_attn.q_proj",
-    self_key="self_attn.k_proj",
-    self_value="self_attn.v_proj",
-    cross_query="encoder_attn.q_proj",
-    head_dim_attr="head_dim",
-    head_fields=("encoder_attention_heads", "decoder_attention_heads"),
-    vocab_projection=_bart_vocab_projection,
-    position_limit_field="max_position_embeddings",
-    resize_attention=_resize_bart_attention,
-    attention_class_name="BartAttention",
-    size_fields=(
-        "vocab_size",
-        "d_model",
-        "encoder_layers",
-        "decoder_layers",
-        "encoder_ffn_dim",
-        "decoder_ffn_dim",
-        "encoder_attention_heads",
-        "decoder_attention_heads",
-        "max_position_embeddings",
-    ),
-    ffn_fields=("encoder_ffn_dim", "decoder_ffn_dim"),
-    weight_kinds=(
-        *(
-            (
-                rf"model\.(encoder|decoder)\.layers\.(?:pool\.)?\w+\.self_attn\.{p}_proj\.weight",
-                f"{{stack}}.self_attention.{m}",
-            )
-            for p, m in (("q", "q"), ("k", "k"), ("v", "v"), ("out", "o"))
+BART_ADAPTER = register_adapter(
+    ArchAdapter(
+        family="bart",
+        stock_config_class=BartConfig,
+        stock_model_name="BartForConditionalGeneration",
+        parameter_count=_bart_parameters,
+        layers_attr="layers",
+        depth_fields=("encoder_layers", "decoder_layers"),
+        layer_factory=_bart_layer,
+        self_query="self_attn.q_proj",
+        self_key="self_attn.k_proj",
+        self_value="self_attn.v_proj",
+        cross_query="encoder_attn.q_proj",
+        head_dim_attr="head_dim",
+        head_fields=("encoder_attention_heads", "decoder_attention_heads"),
+        vocab_projection=_bart_vocab_projection,
+        position_limit_field="max_position_embeddings",
+        resize_attention=_resize_bart_attention,
+        attention_class_name="BartAttention",
+        size_fields=(
+            "vocab_size",
+            "d_model",
+            "encoder_layers",
+            "decoder_layers",
+            "encoder_ffn_dim",
+            "decoder_ffn_dim",
+            "encoder_attention_heads",
+            "decoder_attention_heads",
+            "max_position_embeddings",
         ),
-        *(
-            (
-                rf"model\.(decoder)\.layers\.(?:pool\.)?\w+\.encoder_attn\.{p}_proj\.weight",
-                f"{{stack}}.cross_attention.{m}",
-            )
-            for p, m in (("q", "q"), ("k", "k"), ("v", "v"), ("out", "o"))
+        ffn_fields=("encoder_ffn_dim", "decoder_ffn_dim"),
+        weight_kinds=(
+            *(
+                (
+                    rf"model\.(encoder|decoder)\.layers\.(?:pool\.)?\w+\.self_attn\.{p}_proj\.weight",
+                    f"{{stack}}.self_attention.{m}",
+                )
+                for p, m in (("q", "q"), ("k", "k"), ("v", "v"), ("out", "o"))
+            ),
+            *(
+                (
+                    rf"model\.(decoder)\.layers\.(?:pool\.)?\w+\.encoder_attn\.{p}_proj\.weight",
+                    f"{{stack}}.cross_attention.{m}",
+                )
+                for p, m in (("q", "q"), ("k", "k"), ("v", "v"), ("out", "o"))
+            ),
+            (r"model\.(encoder|decoder)\.layers\.(?:pool\.)?\w+\.fc1\.weight", "{stack}.ffn.in"),
+            (r"model\.(encoder|decoder)\.layers\.(?:pool\.)?\w+\.fc2\.weight", "{stack}.ffn.out"),
+            (r"model\.shared\.weight", "embeddings"),
         ),
-        (r"model\.(encoder|decoder)\.layers\.(?:pool\.)?\w+\.fc1\.weight", "{stack}.ffn.in"),
-        (r"model\.(encoder|decoder)\.layers\.(?:pool\.)?\w+\.fc2\.weight", "{stack}.ffn.out"),
-        (r"model\.shared\.weight", "embeddings"),
-    ),
+    )
 )
 
 
 # mT5 is T5 with its own classes (gated-GELU feed-forward and untied embeddings by default, both
 # config choices T5 already has): the same stack layout and parameter names, other layer classes.
-MT5_ADAPTER = dataclasses.replace(
-    T5_ADAPTER,
-    family="mt5",
-    stock_config_class=MT5Config,
-    stock_model_name="MT5ForConditionalGeneration",
-    layer_factory=_mt5_layer,
+MT5_ADAPTER = register_adapter(
+    dataclasses.replace(
+        T5_ADAPTER,
+        family="mt5",
+        stock_config_class=MT5Config,
+        stock_model_name="MT5ForConditionalGeneration",
+        layer_factory=_mt5_layer,
+    )
 )
 
 # Marian (opus-mt translation models) is BART's layout with sinusoidal positions and no embedding
 # layer norms: the same stacks, parameter names and LM head (with its final_logits_bias).
-MARIAN_ADAPTER = dataclasses.replace(
-    BART_ADAPTER,
-    family="marian",
-    stock_config_class=MarianConfig,
-    stock_model_name="MarianMTModel",
-    layer_factory=_marian_layer,
-    parameter_count=_marian_parameters,
-    attention_class_name="MarianAttention",
+MARIAN_ADAPTER = register_adapter(
+    dataclasses.replace(
+        BART_ADAPTER,
+        family="marian",
+        stock_config_class=MarianConfig,
+        stock_model_name="MarianMTModel",
+        layer_factory=_marian_layer,
+        parameter_count=_marian_parameters,
+        attention_class_name="MarianAttention",
+    )
 )
-
-ADAPTERS = (T5_ADAPTER, BART_ADAPTER, MT5_ADAPTER, MARIAN_ADAPTER)  # the supported families, one adapter each
 
 
 def adapter_for(model: nn.Module) -> ArchAdapter:
     """The adapter of a stock model of a supported family (subclasses such as the modular models included)."""
-    for adapter in ADAPTERS:
+    for adapter in _ADAPTERS.values():
         if isinstance(model, adapter.stock_model_class):
             return adapter
-    supported = ", ".join(adapter.stock_model_name for adapter in ADAPTERS)
+    supported = ", ".join(adapter.stock_model_name for adapter in _ADAPTERS.values())
     raise TypeError(f"hf_modular supports {supported} models, got {type(model).__name__}")

@@ -50,12 +50,15 @@ def registration_needs() -> tuple[str, ...]:
     the registered config classes subclass (a family is named by its stock ``model_type``, so its
     config module is ``transformers.models.<family>.configuration_<family>``). A transformers
     config's docstring decorator imports the Auto modules while its own module is still running, so
-    registration waits until none of these is mid-import."""
+    registration waits until none of these is mid-import. ``hf_modular.arch`` is one of them: it
+    imports those configs itself, and the config classes registration imports need it complete
+    (``from hf_modular.arch import ...`` as a program's first import ran registration mid-way)."""
     families = sorted({family for method in methods().values() for family in method.models if family != ANY_FAMILY})
     return (
         "transformers.models.auto.configuration_auto",
         "transformers.models.auto.modeling_auto",
         *(f"transformers.models.{family}.configuration_{family}" for family in families),
+        "hf_modular.arch",
     )
 
 

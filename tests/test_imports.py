@@ -94,3 +94,11 @@ def test_the_auto_classes_load_a_model_through_the_lazy_registration(tmp_path):
     model.save_pretrained(tmp_path)
     assert type(AutoModelForSeq2SeqLM.from_pretrained(tmp_path)) is ModularBartForConditionalGeneration
     assert type(AutoModelForSeq2SeqLM.from_config(model.config)) is ModularBartForConditionalGeneration
+
+
+@pytest.mark.parametrize("first", ["from hf_modular.arch import adapter_for", "import torch; import hf_modular.arch"])
+def test_the_family_facts_imported_first_still_register_the_types(first):
+    """hf_modular.arch imports the stock configs, whose loading triggers registration, which needs
+    hf_modular.arch complete: registration waits for it."""
+    code = f"{first}\nfrom transformers import AutoConfig\nprint(type(AutoConfig.for_model('modular_t5')).__name__)"
+    assert run_python(code).split() == ["ModularT5Config"]
