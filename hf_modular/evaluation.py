@@ -21,7 +21,6 @@ from .methods.modular.assembly import format_ratio
 from .methods.modular.assembly_table import AssemblyResult, AssemblyTable
 from .methods.modular.modeling import ModularModelMixin
 
-INPUT_KEYS = ("input_ids", "attention_mask")  # what generate() reads from a collated batch
 GENERATE_DEFAULT_NEW_TOKENS = 20  # what generate() decodes when nothing sets a length (transformers 5)
 MetricFn = Callable[[list[list[int]], list[list[int]]], dict[str, float]]
 
@@ -172,7 +171,7 @@ def greedy_decodes(
     predictions: list[list[int]] = []
     references: list[list[int]] = []
     for batch in loader:
-        inputs = {k: batch[k].to(model.device) for k in ("input_ids", "attention_mask") if k in batch}
+        inputs = generate_inputs(batch, model.device)
         length = max_new_tokens or decode_length(model, [batch])
         out = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=length, **generate_kwargs)
         if on_batch is not None:
@@ -180,6 +179,11 @@ def greedy_decodes(
         predictions += token_lists(out, special)
         references += token_lists(batch["labels"], special)
     return predictions, references
+
+
+def generate_inputs(batch: Mapping[str, Any], device: torch.device) -> dict[str, torch.Tensor]:
+    """What ``generate()`` reads from a collated batch (the source ids and their mask), on ``device``."""
+    return {k: batch[k].to(device) for k in ("input_ids", "attention_mask") if k in batch}
 
 
 def decode_length(model: PreTrainedModel, batches: Sequence[Mapping[str, Any]] = ()) -> int:
@@ -251,9 +255,7 @@ def interleaved_decode_latency(
             with evaluating(model):
                 for size, entry in batches.items():
                     group = [entry] if isinstance(entry, Mapping) else list(entry)
-                    inputs = [
-                        {k: b[k].to(model.device) for k in ("input_ids", "attention_mask") if k in b} for b in group
-                    ]
+                    inputs = [generate_inputs(b, model.device) for b in group]
                     start = time.perf_counter()
                     for batch_inputs in inputs:
                         model.generate(**batch_inputs, **kwargs)

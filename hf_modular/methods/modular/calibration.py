@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...errors import ConfigError, DataError
-from ...evaluation import decode_length, special_token_ids, token_lists
+from ...evaluation import decode_length, generate_inputs, special_token_ids, token_lists
 from ...losses import logit_kd_rows
 from ...metrics import edit_distance
 from ...plan import STACKS, Plan
@@ -213,8 +213,7 @@ def _plans_by_size(space: Any, combos: list[dict[str, int]]) -> Iterable[Plan]:
 
 
 def _teacher_reference(model: ModularModelMixin, batch: dict[str, Any], max_new_tokens: int) -> dict[str, Any]:
-    device = model.device
-    inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask") if k in batch}
+    inputs = generate_inputs(batch, model.device)
     decoded = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens)
     decoder_input_ids = decoded[:, :-1]
     mask = decoded[:, 1:].ne(model.generation_config.pad_token_id)
