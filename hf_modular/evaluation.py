@@ -229,9 +229,10 @@ def interleaved_decode_latency(
     repeats: int,
     *,
     fixed_length: bool = True,
+    statistic: Callable[[list[float]], float] = statistics.median,
     **generate_kwargs: Any,
 ) -> dict[str, dict[int, float]]:
-    """Median milliseconds for each contender to greedily decode each entry of ``batches``.
+    """Milliseconds (the rounds' median) for each contender to greedily decode each entry of ``batches``.
 
     ``contenders`` maps a name to a callable that returns the model ready to run (it may switch
     a modular model's plan). An entry of ``batches`` is one batch, or a list of batches decoded one
@@ -239,8 +240,9 @@ def interleaved_decode_latency(
     (the speed of a size, independent of what it predicts); ``False``: each stops at its end token
     (what a user waits for, e.g. an early-exit model at a threshold). Every round times each
     contender once per entry, so slow spells of a shared machine spread over all of them instead of
-    falling on whichever ran then. ``generate_kwargs`` go to every ``generate`` call (e.g.
-    ``cache_implementation="static"``).
+    falling on whichever ran then. ``statistic`` reduces each contender's per-round times (``min``
+    where interference only ever adds time; ``list`` keeps them all). ``generate_kwargs`` go to
+    every ``generate`` call (e.g. ``cache_implementation="static"``).
     """
     if batches and repeats < 1:
         raise ConfigError(f"latency_repeats={repeats!r}: time each decode at least once (>= 1)")
@@ -261,4 +263,4 @@ def interleaved_decode_latency(
                         model.generate(**batch_inputs, **kwargs)
                     if round_index:
                         times[name][size].append((time.perf_counter() - start) * 1000)
-    return {name: {b: statistics.median(t) for b, t in sizes.items()} for name, sizes in times.items()}
+    return {name: {b: statistic(t) for b, t in sizes.items()} for name, sizes in times.items()}

@@ -134,6 +134,8 @@ def test_latency_is_timed_in_interleaved_rounds_of_full_length_decodes(family):
     assert len(lengths) == 2 * 2 * 3 and set(lengths) == {5 + 1}  # the start token, then exactly 5 new ones
     assert set(latency) == {"1x", "3x"} and all(set(r) == {1, 3} for r in latency.values())
     assert all(ms > 0 for r in latency.values() for ms in r.values())
+    rounds = interleaved_decode_latency({"1x": contender("1x")}, batches, 5, repeats=3, statistic=len)
+    assert rounds == {"1x": {1: 3, 3: 3}}  # the statistic sees one time per counted round
     with pytest.raises(ConfigError, match="latency_repeats=0"):
         interleaved_decode_latency({"1x": contender("1x")}, batches, 5, repeats=0)
 

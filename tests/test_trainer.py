@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -221,6 +222,8 @@ def test_evaluation_uses_the_active_plan(family, tmp_path):
         ({"plan_sampling": "granularities", "random_plans": -1}, "random_plans=-1 must be an integer"),
         ({"plan_sampling": "granularities", "random_plans": True}, "random_plans=True must be an integer"),
         ({"plan_sampling": "random", "random_plans": 2}, "adds plans to plan_sampling='granularities'"),
+        ({"plan_sampling": "granularities", "single_stack_plans": -2}, "single_stack_plans=-2 must be an integer"),
+        ({"plan_sampling": "random", "single_stack_plans": 1}, "single_stack_plans=1 adds plans"),
         ({"module_lr_scales": {1: 0.5}}, r"module_lr_scales=\{1: 0.5\}: entry 1"),
         ({"module_lr_scales": {2: 0.0}}, r"entry 2: 0.0 is not allowed"),
         ({"module_lr_scales": {2: True}}, r"entry 2: True is not allowed"),
@@ -360,6 +363,24 @@ def test_rotated_granularity_plans_pair_every_encoder_size_with_every_decoder_si
     assert granularity_plans(model.plan_space, 3) == granularity_plans(model.plan_space, 0)
 
 
+def test_single_stack_plans_cycle_over_every_stack_and_size_next_to_teacher_layers(family):
+    from hf_modular.methods.modular.plan_sampling import single_stack_plans
+
+    _, model = modular_model(family)  # 6+6 layers, modules of 2, 3 and 6
+    seen = [plan for step in range(3) for plan in single_stack_plans(model.plan_space, 2, step)]
+    kinds = []
+    for plan in seen:
+        compressed = [name for name in STACKS if not plan.stack(name).is_identity]
+        assert len(compressed) == 1  # the other stack keeps every teacher layer
+        spans = plan.stack(compressed[0]).spans
+        size = spans[0][1] - spans[0][0]
+        assert spans == tuple((i, i + size) for i in range(0, 6, size))
+        kinds.append((compressed[0], size))
+    assert kinds == [(name, size) for name in STACKS for size in (2, 3, 6)]  # 3 steps of 2 cover all 6
+    assert single_stack_plans(model.plan_space, 2, 3) == seen[:2]
+    assert len(single_stack_plans(model.plan_space, 9, 0)) == 6  # never the same plan twice in a step
+
+
 @torch.no_grad()
 def test_plans_forward_runs_each_plan_in_one_call(family):
     _, model = modular_model(family)
@@ -377,10 +398,9 @@ def test_plans_forward_runs_each_plan_in_one_call(family):
     assert not torch.equal(together[0].logits, together[1].logits)
 
 
-def test_multi_plan_recipe_trains_the_rotated_granularities_and_random_mixed_plans(family, tmp_path):
-    from hf_modular.methods.modular.plan_sampling import granularity_plans
-
-    _, model = modular_model(family)
+@contextlib.contextmanager
+def recorded_plans(model):
+    """Yields the list of plans each training forward call of ``model``'s class ran."""
     seen = []
     forward = type(model).forward
 
@@ -392,12 +412,20 @@ def test_multi_plan_recipe_trains_the_rotated_granularities_and_random_mixed_pla
 
     type(model).forward = recording_forward
     try:
-        args = training_args(
-            tmp_path, max_steps=3, plan_sampling="granularities", granularity_pairing="rotate", random_plans=2
-        )
-        CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=24)).train()
+        yield seen
     finally:
         type(model).forward = forward
+
+
+def test_multi_plan_recipe_trains_the_rotated_granularities_and_random_mixed_plans(family, tmp_path):
+    from hf_modular.methods.modular.plan_sampling import granularity_plans
+
+    _, model = modular_model(family)
+    args = training_args(
+        tmp_path, max_steps=3, plan_sampling="granularities", granularity_pairing="rotate", random_plans=2
+    )
+    with recorded_plans(model) as seen:
+        CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=24)).train()
     assert len(seen) == 3
     for step, plans in enumerate(seen):
         assert len(plans) == 5
@@ -406,6 +434,20 @@ def test_multi_plan_recipe_trains_the_rotated_granularities_and_random_mixed_pla
     assert len(set(randoms)) > 1  # drawn afresh per step
     mixed = [p for p in randoms if any(e - s == 1 for n in STACKS for s, e in p.stack(n).spans)]
     assert mixed, "random plans put modules next to teacher layers"
+
+
+def test_single_stack_plans_join_the_granularities_in_the_step(family, tmp_path):
+    from hf_modular.methods.modular.plan_sampling import granularity_plans, single_stack_plans
+
+    _, model = modular_model(family)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if ".pool." in n}
+    args = training_args(tmp_path, max_steps=2, plan_sampling="granularities", single_stack_plans=1)
+    with recorded_plans(model) as seen:
+        CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=16)).train()
+    assert [plans[:3] for plans in seen] == [granularity_plans(model.plan_space)] * 2
+    assert [plans[3:] for plans in seen] == [single_stack_plans(model.plan_space, 1, step) for step in (0, 1)]
+    after = dict(model.named_parameters())
+    assert any(not torch.equal(before[n], after[n]) for n in before)
 
 
 def test_module_lr_scales_set_each_module_sizes_rate(tmp_path):

@@ -52,6 +52,11 @@ RECIPES = {
         "replacement_schedule": "constant",
         "replacement_rate": 0.5,
     },
+    # with the per-size learning rate of the shipped recipe (docs/g2p.md, "Why 6x lagged")
+    "same-lr": {"plan_sampling": "granularities", "module_lr_scales": {6: 0.5}},
+    "same-lr+1s": {"plan_sampling": "granularities", "module_lr_scales": {6: 0.5}, "single_stack_plans": 1},
+    "same-lr3": {"plan_sampling": "granularities", "module_lr_scales": {3: 0.7, 6: 0.5}},
+    "same-lr+2s": {"plan_sampling": "granularities", "module_lr_scales": {6: 0.5}, "single_stack_plans": 2},
 }
 UNIFORM = ("1.5x", "2x", "3x", "6x")
 VIOLATION = 0.3  # PER points
@@ -97,10 +102,11 @@ def main() -> None:
     parser.add_argument("--budget-cpu", type=float, default=1050.0, help="CPU seconds per modular phase")
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/recipes"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (one trains these models fastest)")
     args = parser.parse_args()
     runs = args.runs / args.family
     cells = Cells(runs / "cells.json")
-    teacher, _, train_set = setup(args.family, 1)
+    teacher, _, train_set = setup(args.family, 1, args.threads)
     _, tokenizer = load_teacher(args.family)
     dev = split()["dev"]
     dev_score, dev_measure = G2PDataset(dev[:1000], tokenizer), G2PDataset(dev[1000:1256], tokenizer)

@@ -62,6 +62,9 @@ def compress(
         ),
     ] = "granularities",
     granularity_pairing: Annotated[str, typer.Option(help="'same' or 'rotate' (see docs/training.md)")] = "same",
+    single_stack_plans: Annotated[
+        int, typer.Option(min=0, help="extra plans per batch compressing one stack, the other kept as the teacher")
+    ] = 0,
     random_plans: Annotated[int, typer.Option(min=0, help="extra random mixed plans per batch")] = 0,
     module_lr_scales: Annotated[
         str | None,
@@ -118,6 +121,7 @@ def compress(
         learning_rate=learning_rate,
         plan_sampling=plan_sampling,
         granularity_pairing=granularity_pairing,
+        single_stack_plans=single_stack_plans,
         random_plans=random_plans,
         module_lr_scales=scales,
         warmup_steps=min(100, steps // 10) if warmup_steps is None else warmup_steps,
@@ -199,6 +203,7 @@ def _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max
         "learning_rate",
         "plan_sampling",
         "granularity_pairing",
+        "single_stack_plans",
         "random_plans",
         "module_lr_scales",
         "warmup_steps",

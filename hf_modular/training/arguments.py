@@ -37,6 +37,13 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
             "shifts the decoder's size by one every step, so every encoder/decoder pairing is trained"
         },
     )
+    single_stack_plans: int = field(
+        default=0,
+        metadata={
+            "help": "with 'granularities': this many extra plans per batch that tile ONE stack with modules of "
+            "one size and keep the other stack's teacher layers, (stack, size) rotating with the step"
+        },
+    )
     random_plans: int = field(
         default=0,
         metadata={
@@ -71,13 +78,15 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
             raise ConfigError(
                 f"granularity_pairing={self.granularity_pairing!r} is not one of {list(GRANULARITY_PAIRING)}"
             )
-        if not (is_int(self.random_plans) and self.random_plans >= 0):
-            raise ConfigError(f"random_plans={self.random_plans!r} must be an integer >= 0")
-        if self.random_plans and self.plan_sampling != "granularities":
-            raise ConfigError(
-                f"random_plans={self.random_plans} adds plans to plan_sampling='granularities'; with "
-                f"plan_sampling={self.plan_sampling!r} each step already trains one random plan"
-            )
+        for name in ("single_stack_plans", "random_plans"):
+            value = getattr(self, name)
+            if not (is_int(value) and value >= 0):
+                raise ConfigError(f"{name}={value!r} must be an integer >= 0")
+            if value and self.plan_sampling != "granularities":
+                raise ConfigError(
+                    f"{name}={value} adds plans to plan_sampling='granularities'; with "
+                    f"plan_sampling={self.plan_sampling!r} each step already trains one random plan"
+                )
         self.module_lr_scales = _module_lr_scales(self.module_lr_scales)
         self.schedule  # validates the schedule fields  # noqa: B018
         for name in ("ce_weight", "kd_weight", "hidden_weight", "attention_weight"):

@@ -17,7 +17,7 @@ from ...plan import STACKS, Plan
 from ...training.arguments import CompressionTrainingArguments
 from ...training.objective import Objective
 from .modeling import ModularModelMixin
-from .plan_sampling import granularity_plans, sample_plan
+from .plan_sampling import granularity_plans, sample_plan, single_stack_plans
 
 
 class ModularObjective(Objective):
@@ -75,13 +75,16 @@ class ModularObjective(Objective):
 
     def _training_plans(self, student: ModularModelMixin) -> list[Plan]:
         """The plans this micro-batch trains: one random plan, or every granularity (paired as
-        ``granularity_pairing`` says) plus ``random_plans`` random ones."""
+        ``granularity_pairing`` says) plus ``single_stack_plans`` one-stack ones and ``random_plans``
+        random ones."""
         args = self.trainer.args
         generator = self._plan_generator()
         if args.plan_sampling == "random":
             return [sample_plan(student.plan_space, self._last_rate, generator)]
-        rotation = self.trainer.state.global_step if args.granularity_pairing == "rotate" else 0
+        step = self.trainer.state.global_step
+        rotation = step if args.granularity_pairing == "rotate" else 0
         plans = granularity_plans(student.plan_space, rotation)
+        plans += single_stack_plans(student.plan_space, args.single_stack_plans, step)
         return plans + [sample_plan(student.plan_space, self._last_rate, generator) for _ in range(args.random_plans)]
 
     def _plan_generator(self) -> torch.Generator:

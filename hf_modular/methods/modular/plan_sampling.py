@@ -11,6 +11,10 @@ granularity, each stack tiled with modules of that size. Running all of them on 
 updates every module at every step, and they share the step's one teacher forward. The trainer
 can rotate which encoder size meets which decoder size, and add random plans (``sample_plan``)
 that put modules next to teacher layers.
+
+``single_stack_plans``: plans that tile ONE stack with modules of one size and keep the other
+stack's teacher layers, rotating over (stack, size) with the step; the plans near 1.5x
+(e.g. 6+2) and the decoder-only plans ``speed-first`` serves are of this kind.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def granularity_plans(space: PlanSpace, rotation: int = 0) -> list[Plan]:
     ``rotation`` pairs the encoder's i-th size with the decoder's (i + rotation)-th, cyclically:
     rotating by the step number trains every encoder/decoder size pairing in turn.
     """
-    sizes = {name: sorted({end - start for start, end in space.stacks[name].modules}) or [1] for name in STACKS}
+    sizes = _module_sizes(space)
     count = max(len(s) for s in sizes.values())
 
     def size(name: str, i: int) -> int:
@@ -69,6 +73,23 @@ def granularity_plans(space: PlanSpace, rotation: int = 0) -> list[Plan]:
         return options[min(i, len(options) - 1)]
 
     return [Plan(**{name: _uniform_tiling(space, name, size(name, i)) for name in STACKS}) for i in range(count)]
+
+
+def single_stack_plans(space: PlanSpace, count: int, step: int) -> list[Plan]:
+    """``count`` plans, each one stack tiled with one module size and the other stack the teacher's;
+    step t takes options t * count ... t * count + count - 1 of the cycle over (stack, size)."""
+    sizes = _module_sizes(space)
+    options = [(name, size) for name in STACKS for size in sizes[name] if size > 1]
+    plans = []
+    for i in range(min(count, len(options))):
+        name, size = options[(step * count + i) % len(options)]
+        identity = {n: StackPlan.identity(space.stacks[n].depth) for n in STACKS}
+        plans.append(Plan(**{**identity, name: _uniform_tiling(space, name, size)}))
+    return plans
+
+
+def _module_sizes(space: PlanSpace) -> dict[str, list[int]]:
+    return {name: sorted({end - start for start, end in space.stacks[name].modules}) or [1] for name in STACKS}
 
 
 def _uniform_tiling(space: PlanSpace, name: str, size: int) -> StackPlan:
