@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 from data import G2PDataset, collate, g2p_metrics, split
-from run import MODULAR, MODULAR_RECIPE, load_teacher, training_arguments
+from run import MODULAR, MODULAR_RECIPES, load_teacher, training_arguments
 from teachers import FAMILIES, MAX_NEW_TOKENS
 from torch.utils.data import DataLoader
 from transformers import AutoModelForSeq2SeqLM, TrainerCallback
@@ -231,7 +231,7 @@ def interleaved_costs(family: str, args: argparse.Namespace, keep: dict[str, dic
     probe = Path(tempfile.mkdtemp(prefix="hf_modular_probe_"))
     for _ in range(PROBE_ROUNDS):
         per_step.setdefault("modular", []).append(
-            step_cpu(MODULAR[family].from_teacher(teacher), probe / "m", train_set, **MODULAR_RECIPE)
+            step_cpu(MODULAR[family].from_teacher(teacher), probe / "m", train_set, **MODULAR_RECIPES[family])
         )
         for spec, layers in keep.items():
             student = shrink_model(teacher, layers["encoder"], layers["decoder"])
@@ -287,7 +287,7 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
         model = MODULAR[family].from_pretrained(artifact).eval()
     cost = cells.get(
         f"{family}/modular/train",
-        lambda: train(model, run_dir / "modular", args.modular_steps, train_set, **MODULAR_RECIPE),
+        lambda: train(model, run_dir / "modular", args.modular_steps, train_set, **MODULAR_RECIPES[family]),
     )
     if not artifact.exists():  # the trained weights are the final checkpoint's (also when a rerun found the
         # training cached but an earlier run stopped before it saved the artifact)
@@ -375,7 +375,7 @@ def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
         f"Written by `python examples/g2p/benchmark.py --families {','.join(args.families)} --steps {args.steps} "
         f"--modular-steps {args.modular_steps} --eval-words {args.eval_words}`. Test set: {args.eval_words} held-out "
         f"words. Training: {args.steps} steps of batch 64 for EACH shrink-and-fine-tune (SFT) student,",
-        f"{args.modular_steps} steps of batch 64 for the ONE modular phase (`MODULAR_RECIPE`: every batch trains "
+        f"{args.modular_steps} steps of batch 64 for the ONE modular phase (`MODULAR_RECIPES`: every batch trains "
         "every granularity, 2x, 3x and 6x modules, sharing one teacher forward). After training, every plan's",
         f"token error is measured on all 2,000 dev words (`measure_plans(metric={FRONT_METRIC!r})`: greedy "
         "decodes against the references), and each ratio is served the way users get it",

@@ -42,8 +42,12 @@ def load_teacher(family: str, path: Path | None = None):
 # sharing one teacher forward. A step costs about twice a random-plan step. The one-layer modules
 # that stand in for a whole stack (6x) learn at half the rate: on T5 dev words a 1+1 student
 # reached PER 22.97 at 5e-4 against 25.11 at 1e-3 (docs/g2p.md, "Why 6x lagged").
-# chosen on dev words (docs/g2p.md): 3x modules at 0.7 and 6x modules at 0.5 of the rate the 2x ones want
-MODULAR_RECIPE = {"learning_rate": 1e-3, "plan_sampling": "granularities", "module_lr_scales": {3: 0.7, 6: 0.5}}
+# Chosen on each family's dev words (docs/g2p.md): every granularity on every batch at lr 1e-3; T5's
+# 3x and 6x modules learn best at 0.7 and 0.5 of that rate, BART's at the full rate.
+MODULAR_RECIPES = {
+    family: {"learning_rate": 1e-3, "plan_sampling": "granularities", "module_lr_scales": scales}
+    for family, scales in {"t5": {3: 0.7, 6: 0.5}, "bart": None}.items()
+}
 
 
 def training_arguments(out: Path, steps: int, method: str = "modular", **overrides) -> CompressionTrainingArguments:
@@ -103,7 +107,7 @@ def main() -> None:
     run_dir = args.runs / f"modular-{args.family}"
     trainer = CompressionTrainer(
         model=model,
-        args=training_arguments(run_dir, args.steps, **MODULAR_RECIPE),
+        args=training_arguments(run_dir, args.steps, **MODULAR_RECIPES[args.family]),
         train_dataset=G2PDataset(data["train"], tokenizer),
         data_collator=collate,
         processing_class=tokenizer,
