@@ -193,11 +193,20 @@ def twin_gaps(twins: dict) -> tuple[list[float], list[float]]:
     fastest round of each (interference only ever adds time)."""
     gaps, floor = [], []
     for name, row in twins.items():
-        stock = twins[f"stock {row['depths'][0]}+{row['depths'][1]}"]
+        stock = stock_of(twins, row)
         if row is not stock:
-            pairs = [min(row[b]) / min(stock[b]) - 1 for b in ("1", "16")]
+            pairs = [fastest_gap(row, stock, b) for b in ("1", "16")]
             (floor if name.startswith("stock") else gaps).extend(pairs)
     return gaps, floor
+
+
+def stock_of(rows: dict, row: dict) -> dict | None:
+    """The row of the stock model built directly at ``row``'s depths, if that setting has one."""
+    return rows.get(f"stock {row['depths'][0]}+{row['depths'][1]}")
+
+
+def fastest_gap(row: dict, stock: dict, batch: str) -> float:
+    return min(row[batch]) / min(stock[batch]) - 1
 
 
 def render_twins(twins: dict) -> str:
@@ -215,10 +224,10 @@ def render_twins(twins: dict) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     for name, row in twins.items():
-        stock = twins[f"stock {row['depths'][0]}+{row['depths'][1]}"]
+        stock = stock_of(twins, row)
         cells = []
         for b in ("1", "16"):
-            versus = "" if row is stock else f"{min(row[b]) / min(stock[b]) - 1:+.1%}"
+            versus = "" if row is stock else f"{fastest_gap(row, stock, b):+.1%}"
             cells += [f"{min(row[b]):.0f} ({statistics.median(row[b]):.0f})", versus]
         lines.append(f"| {name} | {row['depths'][0]}+{row['depths'][1]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -320,7 +329,7 @@ def render(results: dict, args: argparse.Namespace, twins: dict) -> str:
         lines += ["|---|---|---:|---:|---:|---:|---:|"]
         teacher = rows["teacher"]
         for name, row in rows.items():
-            stock = rows.get(f"stock {row['depths'][0]}+{row['depths'][1]}")
+            stock = stock_of(rows, row)
             versus = f"{row['16'] / stock['16'] - 1:+.1%}" if stock is not None and not name.startswith("stock") else ""
             lines.append(
                 f"| {name} | {row['depths'][0]}+{row['depths'][1]} | {row['1']:.0f} | {teacher['1'] / row['1']:.2f}x | "
@@ -368,7 +377,7 @@ def targets(results: dict, close_timing: dict) -> list[str]:
     gaps, floor = [], []
     for rows in results.values():
         for name, row in rows.items():
-            stock = rows.get(f"stock {row['depths'][0]}+{row['depths'][1]}")
+            stock = stock_of(rows, row)
             if stock is not None and not name.startswith("stock"):
                 gaps.append(abs(row["16"] / stock["16"] - 1))
         assemblies = [r for n, r in rows.items() if not n.startswith("stock") and n != "teacher"]

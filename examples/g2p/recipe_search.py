@@ -56,7 +56,6 @@ RECIPES = {
     "same-lr": {"plan_sampling": "granularities", "module_lr_scales": {6: 0.5}},
     "same-lr+1s": {"plan_sampling": "granularities", "module_lr_scales": {6: 0.5}, "single_stack_plans": 1},
     "same-lr3": {"plan_sampling": "granularities", "module_lr_scales": {3: 0.7, 6: 0.5}},
-    "same-lr+2s": {"plan_sampling": "granularities", "module_lr_scales": {6: 0.5}, "single_stack_plans": 2},
 }
 UNIFORM = ("1.5x", "2x", "3x", "6x")
 VIOLATION = 0.3  # PER points

@@ -80,10 +80,10 @@ def single_stack_plans(space: PlanSpace, count: int, step: int) -> list[Plan]:
     step t takes options t * count ... t * count + count - 1 of the cycle over (stack, size)."""
     sizes = _module_sizes(space)
     options = [(name, size) for name in STACKS for size in sizes[name] if size > 1]
+    identity = {name: StackPlan.identity(space.stacks[name].depth) for name in STACKS}
     plans = []
     for i in range(min(count, len(options))):
         name, size = options[(step * count + i) % len(options)]
-        identity = {n: StackPlan.identity(space.stacks[n].depth) for n in STACKS}
         plans.append(Plan(**{**identity, name: _uniform_tiling(space, name, size)}))
     return plans
 
