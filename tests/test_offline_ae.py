@@ -55,7 +55,7 @@ def test_save_load_gives_the_in_memory_model_and_counts_every_stored_number(fami
 def test_svd_matches_numpy_truncated_svd():
     teacher = tiny_teacher("bart")
     compressed = offline_ae.compress(
-        teacher, ratio=4, targets=["encoder.self_attention.q"], mode="per_matrix", method="svd"
+        teacher, ratio=4, targets=["encoder.self_attention.q"], mode="per_matrix", method="svd", metric="rows"
     )
     group = compressed.groups[0]
     weight = teacher.get_parameter(group.members[0]).detach().double().numpy()
@@ -81,7 +81,8 @@ def test_ratio_one_settings_reproduce_the_weights():
 def test_the_autoencoder_starts_as_truncated_svd_and_training_lowers_its_error():
     teacher = tiny_teacher("bart")
     name = "model.encoder.layers.0.self_attn.k_proj.weight"
-    settings = {"ratio": 3, "targets": ["encoder.self_attention.k"], "mode": "per_matrix", "progress": False}
+    settings = {"ratio": 3, "targets": ["encoder.self_attention.k"], "mode": "per_matrix", "metric": "rows"}
+    settings["progress"] = False
     start = offline_ae.compress(teacher, steps=0, **settings)
     group = start.groups[0]
     assert group.members == [name] and group.hidden >= 1
@@ -95,6 +96,75 @@ def test_the_autoencoder_starts_as_truncated_svd_and_training_lowers_its_error()
     m = teacher.get_parameter(name).shape[1]
     h = group.hidden
     assert trained.report["groups"][0]["stored_numbers"] == 32 * d + d * m + m + h * d + h + m * h
+
+
+def _head_blocks(family: str, teacher, value: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A value matrix and the output projection's block of each head (d_model x head size)."""
+    output = value.replace(".v.weight", ".o.weight").replace("v_proj.weight", "out_proj.weight")
+    v = teacher.get_parameter(value).detach().double().numpy()
+    o = teacher.get_parameter(output).detach().double().numpy()
+    return v, [o[:, h * 8 : (h + 1) * 8] for h in range(4)]  # tiny teachers: 4 heads of 8
+
+
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_output_metric_svd_is_the_truncated_svd_in_what_the_output_projection_sees(family):
+    teacher = tiny_teacher(family)
+    settings = {"ratio": 4, "targets": ["encoder.self_attention.v"], "mode": "per_matrix", "method": "svd"}
+    output, rows = (offline_ae.compress(teacher, metric=m, **settings) for m in ("output", "rows"))
+    group = output.groups[0]
+    v, blocks = _head_blocks(family, teacher, group.members[0])
+    assert group.partners[0].block == 8 and group.partners[0].name.endswith(("o.weight", "out_proj.weight"))
+    # R_h^T R_h = O_h^T O_h: code R V by truncated SVD, then undo R head by head
+    factors = [np.linalg.cholesky(b.T @ b).T for b in blocks]
+    seen = np.concatenate([r @ v[h * 8 : (h + 1) * 8] for h, r in enumerate(factors)])
+    u, s, vh = np.linalg.svd(seen, full_matrices=False)
+    kept = (u[:, : group.rank] * s[: group.rank]) @ vh[: group.rank]
+    expected = np.concatenate([np.linalg.solve(r, kept[h * 8 : (h + 1) * 8]) for h, r in enumerate(factors)])
+    np.testing.assert_allclose(output.model.get_parameter(group.members[0]).detach().numpy(), expected, atol=1e-4)
+
+    def output_error(compressed) -> float:  # what reaches the attention output, summed over heads
+        w = compressed.model.get_parameter(group.members[0]).detach().double().numpy()
+        return sum(np.linalg.norm(b @ (v - w)[h * 8 : (h + 1) * 8]) ** 2 for h, b in enumerate(blocks))
+
+    # at the same rank, the rows metric is optimal for the rows, the output metric for the output
+    assert rows.groups[0].rank == group.rank
+    assert output_error(output) < 0.99 * output_error(rows)
+    assert output.report["groups"][0]["relative_error"] > rows.report["groups"][0]["relative_error"]
+
+
+def test_output_metric_partners_decode_first_and_are_named_in_the_manifest(family, tmp_path):
+    teacher = tiny_teacher(family)
+    compressed = offline_ae.compress(teacher, ratio=2, targets=["attention", "ffn"], method="svd", progress=False)
+    order = [g.kind.rsplit(".", 1)[1] for g in compressed.groups]
+    coded = {m for g in compressed.groups for m in g.members}
+    for position, group in enumerate(compressed.groups):
+        leaf = group.kind.rsplit(".", 1)[1]
+        partners = group.partners
+        if leaf in ("o", "q", "out"):  # o and the FFN output feed the residual stream; q is read by coded keys
+            assert partners == [None] * len(group.members)
+            continue
+        assert all(p is not None and p.name in coded for p in partners)
+        partner_groups = [i for i, g in enumerate(compressed.groups) if set(g.members) & {p.name for p in partners}]
+        assert max(partner_groups) < position, order  # the partner's final weights exist before this group
+        assert {p.block for p in partners} == ({1} if leaf == "in" else {8})
+    folder = compressed.save_pretrained(tmp_path / "out")
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert manifest["format"] == 3 and manifest["settings"]["metric"] == "output"
+    named = {m["name"]: m["partner"] for g in manifest["groups"] for m in g["members"]}
+    assert all(named[n] is None or named[n]["name"] in coded for n in named)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(folder)
+    inputs = sample_inputs(family)
+    assert torch.equal(_logits(loaded, inputs), _logits(compressed.model, inputs))
+
+    # a partner that is neither stored nor decoded is a clear error, not a silent wrong weight
+    for group in manifest["groups"]:
+        for member in group["members"]:
+            if member["partner"]:
+                member["partner"]["name"] = "no.such.weight"
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    (folder / "hf_modular_manifest.json").unlink()
+    with pytest.raises(CheckpointError, match=r"no\.such\.weight"):
+        AutoModelForSeq2SeqLM.from_pretrained(folder)
 
 
 def test_the_autoencoder_is_deterministic():
@@ -134,6 +204,8 @@ def test_bad_settings_name_the_value():
         offline_ae.compress(teacher, loss="l1")
     with pytest.raises(ConfigError, match="decoder_fraction=1"):
         offline_ae.compress(teacher, decoder_fraction=1)
+    with pytest.raises(ConfigError, match=r"metric='cosine'.*output.*rows"):
+        offline_ae.compress(teacher, metric="cosine")
 
 
 def test_damaged_folders_are_checkpoint_errors(tmp_path):

@@ -368,167 +368,170 @@ def front_violations(rows: list[dict]) -> list[str]:
     return [a["ratio"] for i, a in enumerate(ordered) if any(a["PER"] > b["PER"] + VIOLATION for b in ordered[i + 1 :])]
 
 
-def render(results: dict[str, list[dict]], args: argparse.Namespace) -> str:
+def intro(args: argparse.Namespace) -> str:
+    """What every family's rows measure (the page's head; each family's own run is named in its section)."""
     lines = [
         "# Benchmark: CMUdict grapheme-to-phoneme",
         "",
-        f"Written by `python examples/g2p/benchmark.py --families {','.join(args.families)} --steps {args.steps} "
-        f"--modular-steps {args.modular_steps} --eval-words {args.eval_words}`. Test set: {args.eval_words} held-out "
-        f"words. Training: {args.steps} steps of batch 64 for EACH shrink-and-fine-tune (SFT) student,",
-        f"{args.modular_steps} steps of batch 64 for the ONE modular phase (`MODULAR_RECIPES`: every batch trains "
-        "every granularity, 2x, 3x and 6x modules, sharing one teacher forward). After training, every plan's",
+        "Each family's rows come from `python examples/g2p/benchmark.py --full --families FAMILY` (its section "
+        "names the exact command and day; a one-family run replaces only that family's section). Per family:",
+        "SFT students of shrink-and-fine-tune, each trained alone for the same steps of batch 64,",
+        "and ONE modular phase (`MODULAR_RECIPES`: every batch trains every granularity, 2x, 3x and 6x modules, "
+        "sharing one teacher forward). After training, every plan's",
         f"token error is measured on all 2,000 dev words (`measure_plans(metric={FRONT_METRIC!r})`: greedy "
         "decodes against the references), and each ratio is served the way users get it",
         "(`from_pretrained(artifact, assemble=ratio)`, strategy `auto` = `measured`: the front plan with the "
         "smallest ratio at least that small,",
         "where a larger plan joins the front only when it beats the smaller one by more than the noise tolerance "
         "chosen on dev words, below), as a stock model. Latency: greedy decodes of a fixed",
-        f"{MAX_NEW_TOKENS} tokens on this machine's CPU ({os.cpu_count()} cores, torch on {args.threads} thread(s)), "
-        "every timed row and the teacher "
+        f"{MAX_NEW_TOKENS} tokens on this machine's CPU, every timed row and the teacher "
         f"together at the end of the run in {LATENCY_REPEATS} interleaved rounds (median).",
         "",
     ]
-    for family, rows in results.items():
-        teacher = rows[0]
-        lines += [
-            f"## {family}",
-            "",
-            "| method | ratio | plan | enc+dec layers | params | PER % | WER % | ms@1 | ms@32 | "
-            "speedup@32 | speedup / layer ratio | train CPU s |",
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for row in rows:
-            if row["method"] == "modular size-first":
-                continue
-            speed = teacher["latency_ms"]["32"] / row["latency_ms"]["32"]
-            layer_ratio = row.get("layer_ratio", 1.0)
-            lines.append(
-                f"| {row['method']} | {row['ratio']} | {row.get('plan', '')} | {row['layers'][0]}+{row['layers'][1]} | "
-                f"{row['params']:,} | {row['PER']:.2f} | {row['WER']:.2f} | {row['latency_ms']['1']:.0f} | "
-                f"{row['latency_ms']['32']:.0f} | {speed:.2f}x | {speed / layer_ratio:.2f} | "
-                f"{row.get('train_cpu_s', '')} |"
-            )
-        lines.append("")
-        notes = dict.fromkeys(row["note"] for row in rows if "note" in row)  # remarks kept in the cells
-        lines += [f"Note: {note}" for note in notes] + ([""] if notes else [])
-        tolerance = teacher.get("tolerance")
-        if tolerance:
-            lines += [
-                f"The front's noise tolerance, chosen on dev words only (`choose_tolerance`: the front built on one "
-                f"half of the 2,000 dev words, the {len(tolerance['table'])} candidates scored by the front "
-                "violations and mean PER of the served sizes on the other half, both ways round; the smallest "
-                f"tolerance with the fewest violations wins): **{tolerance['chosen']:g} paired standard errors**.",
-                "",
-                "| tolerance (paired SE) | violations on the held-out dev halves | mean served PER % (dev) |",
-                "|---:|---:|---:|",
-                *(f"| {t['tolerance_se']:g} | {t['violations']} | {t['mean_PER']:.2f} |" for t in tolerance["table"]),
-                "",
-            ]
-        costs = teacher.get("costs")
-        if costs:
-            lines += [
-                f"Training cost, timed in {PROBE_ROUNDS} interleaved rounds of {PROBE_STEPS} steps per contender "
-                "(median CPU s per step x the steps each trains; the train CPU s column above is each whole "
-                "training's own CPU time, which another job on the machine can inflate):",
-                "",
-                "| training | CPU s / step | steps | CPU s |",
-                "|---|---:|---:|---:|",
-                *(
-                    f"| {'modular phase' if name == 'modular' else 'SFT ' + name} | {c['cpu_s_per_step']:.3f} | "
-                    f"{round(c['cpu_s'] / c['cpu_s_per_step'])} | {c['cpu_s']:.0f} |"
-                    for name, c in costs.items()
-                ),
-                "",
-            ]
-        size_first = [r for r in rows if r["method"] == "modular size-first"]
-        if size_first:
-            lines += [
-                f"The same artifact with the `size-first` strategy (the default before the measured front; "
-                f"front violations: {len(front_violations(size_first))} of {len(size_first)}):",
-                "",
-                "| ratio | plan | layer ratio | PER % | WER % |",
-                "|---:|---|---:|---:|---:|",
-                *(
-                    f"| {r['ratio']} | {r['plan']} | {r['layer_ratio']:.2f} | {r['PER']:.2f} | {r['WER']:.2f} |"
-                    for r in size_first
-                ),
-                "",
-            ]
     return "\n".join(lines) + "\n"
 
 
-def targets(results: dict[str, list[dict]]) -> str:
-    """The product's promises (issues 9 and 15), checked against this run's rows."""
-    lines = ["## Targets", "", "| family | target | measured | met |", "|---|---|---|:---:|"]
-
-    def add(family: str, target: str, measured: str, ok: bool) -> None:
-        lines.append(f"| {family} | {target} | {measured} | {'yes' if ok else 'NO'} |")
-
-    for family, rows in results.items():
-        teacher = rows[0]
-        if family == "t5":
-            add(family, "teacher PER <= 12%", f"{teacher['PER']:.2f}%", teacher["PER"] <= 12.0)
-        modular = {r["ratio"]: r for r in rows if r["method"] == "modular"}
-        sft = {r["ratio"]: r for r in rows if r["method"] == "SFT"}
-        drop = {r["ratio"]: r for r in rows if r["method"] == "layer-drop"}
-        violations = front_violations(list(modular.values()))
-        add(
-            family,
-            f"front violations (a size > {VIOLATION} PER worse than a smaller one): 0",
-            f"{len(violations)} of {len(modular)}" + (f" ({', '.join(violations)})" if violations else ""),
-            not violations,
+def render_family(family: str, rows: list[dict], args: argparse.Namespace) -> str:
+    """One family's section: how it was run, its rows, the front's tolerance, costs and its targets."""
+    lines = [
+        f"## {family}",
+        "",
+        f"Rendered on {time.strftime('%Y-%m-%d')} from the cached cells of "
+        f"`python examples/g2p/benchmark.py --families {family} "
+        f"--steps {args.steps} --modular-steps {args.modular_steps} --eval-words {args.eval_words} "
+        f"--threads {args.threads}` ({os.cpu_count()} cores). Test set: {args.eval_words} held-out words; "
+        f"{args.steps} steps for each SFT student, {args.modular_steps} for the modular phase.",
+        "",
+    ]
+    teacher = rows[0]
+    lines += [
+        "| method | ratio | plan | enc+dec layers | params | PER % | WER % | ms@1 | ms@32 | "
+        "speedup@32 | speedup / layer ratio | train CPU s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if row["method"] == "modular size-first":
+            continue
+        speed = teacher["latency_ms"]["32"] / row["latency_ms"]["32"]
+        layer_ratio = row.get("layer_ratio", 1.0)
+        lines.append(
+            f"| {row['method']} | {row['ratio']} | {row.get('plan', '')} | {row['layers'][0]}+{row['layers'][1]} | "
+            f"{row['params']:,} | {row['PER']:.2f} | {row['WER']:.2f} | {row['latency_ms']['1']:.0f} | "
+            f"{row['latency_ms']['32']:.0f} | {speed:.2f}x | {speed / layer_ratio:.2f} | "
+            f"{row.get('train_cpu_s', '')} |"
         )
-        costs = teacher.get("costs")
-        if sft and costs:
-            one_sft = statistics.mean(costs[spec]["cpu_s"] for spec in sft)
-            cost = costs["modular"]["cpu_s"]
+    lines.append("")
+    notes = dict.fromkeys(row["note"] for row in rows if "note" in row)  # remarks kept in the cells
+    lines += [f"Note: {note}" for note in notes] + ([""] if notes else [])
+    tolerance = teacher.get("tolerance")
+    if tolerance:
+        lines += [
+            f"The front's noise tolerance, chosen on dev words only (`choose_tolerance`: the front built on one "
+            f"half of the 2,000 dev words, the {len(tolerance['table'])} candidates scored by the front "
+            "violations and mean PER of the served sizes on the other half, both ways round; the smallest "
+            f"tolerance with the fewest violations wins): **{tolerance['chosen']:g} paired standard errors**.",
+            "",
+            "| tolerance (paired SE) | violations on the held-out dev halves | mean served PER % (dev) |",
+            "|---:|---:|---:|",
+            *(f"| {t['tolerance_se']:g} | {t['violations']} | {t['mean_PER']:.2f} |" for t in tolerance["table"]),
+            "",
+        ]
+    costs = teacher.get("costs")
+    if costs:
+        lines += [
+            f"Training cost, timed in {PROBE_ROUNDS} interleaved rounds of {PROBE_STEPS} steps per contender "
+            "(median CPU s per step x the steps each trains; the train CPU s column above is each whole "
+            "training's own CPU time, which another job on the machine can inflate):",
+            "",
+            "| training | CPU s / step | steps | CPU s |",
+            "|---|---:|---:|---:|",
+            *(
+                f"| {'modular phase' if name == 'modular' else 'SFT ' + name} | {c['cpu_s_per_step']:.3f} | "
+                f"{round(c['cpu_s'] / c['cpu_s_per_step'])} | {c['cpu_s']:.0f} |"
+                for name, c in costs.items()
+            ),
+            "",
+        ]
+    size_first = [r for r in rows if r["method"] == "modular size-first"]
+    if size_first:
+        lines += [
+            f"The same artifact with the `size-first` strategy (the default before the measured front; "
+            f"front violations: {len(front_violations(size_first))} of {len(size_first)}):",
+            "",
+            "| ratio | plan | layer ratio | PER % | WER % |",
+            "|---:|---|---:|---:|---:|",
+            *(
+                f"| {r['ratio']} | {r['plan']} | {r['layer_ratio']:.2f} | {r['PER']:.2f} | {r['WER']:.2f} |"
+                for r in size_first
+            ),
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def targets(family: str, rows: list[dict]) -> str:
+    """The product's promises (issues 9 and 15), checked against one family's rows."""
+    lines = [f"### {family}: targets", "", "| target | measured | met |", "|---|---|:---:|"]
+
+    def add(target: str, measured: str, ok: bool) -> None:
+        lines.append(f"| {target} | {measured} | {'yes' if ok else 'NO'} |")
+
+    teacher = rows[0]
+    if family == "t5":
+        add("teacher PER <= 12%", f"{teacher['PER']:.2f}%", teacher["PER"] <= 12.0)
+    modular = {r["ratio"]: r for r in rows if r["method"] == "modular"}
+    sft = {r["ratio"]: r for r in rows if r["method"] == "SFT"}
+    drop = {r["ratio"]: r for r in rows if r["method"] == "layer-drop"}
+    violations = front_violations(list(modular.values()))
+    add(
+        f"front violations (a size > {VIOLATION} PER worse than a smaller one): 0",
+        f"{len(violations)} of {len(modular)}" + (f" ({', '.join(violations)})" if violations else ""),
+        not violations,
+    )
+    costs = teacher.get("costs")
+    if sft and costs:
+        one_sft = statistics.mean(costs[spec]["cpu_s"] for spec in sft)
+        cost = costs["modular"]["cpu_s"]
+        add(
+            "one modular phase <= 1.5x one SFT training (CPU s timed in interleaved rounds, mean of the SFT students)",
+            f"{cost:.0f} vs {one_sft:.0f} ({cost / one_sft:.2f}x)",
+            cost <= 1.5 * one_sft,
+        )
+    for ratio, row in sft.items():
+        if ratio in modular:
+            allowed = 2.0 if ratio == "6x" else 1.0
+            gap = modular[ratio]["PER"] - row["PER"]
             add(
-                family,
-                "one modular phase <= 1.5x one SFT training (CPU s timed in interleaved rounds, mean of the SFT "
-                "students)",
-                f"{cost:.0f} vs {one_sft:.0f} ({cost / one_sft:.2f}x)",
-                cost <= 1.5 * one_sft,
+                f"{ratio}: modular PER within {allowed:.1f} of SFT",
+                f"{modular[ratio]['PER']:.2f} vs {row['PER']:.2f} ({gap:+.2f})",
+                gap <= allowed,
             )
-        for ratio, row in sft.items():
-            if ratio in modular:
-                allowed = 2.0 if ratio == "6x" else 1.0
-                gap = modular[ratio]["PER"] - row["PER"]
-                add(
-                    family,
-                    f"{ratio}: modular PER within {allowed:.1f} of SFT",
-                    f"{modular[ratio]['PER']:.2f} vs {row['PER']:.2f} ({gap:+.2f})",
-                    gap <= allowed,
-                )
-        for ratio, row in sft.items():  # an assembled model is a stock model: same depths, same speed
-            same = [r for r in modular.values() if r["layers"] == row["layers"]]
-            if same:
-                worst = max(
-                    (abs(r["latency_ms"][b] / row["latency_ms"][b] - 1), b) for r in same for b in row["latency_ms"]
-                )
-                noise = max(abs(drop[ratio]["latency_ms"][b] / row["latency_ms"][b] - 1) for b in row["latency_ms"])
-                add(
-                    family,
-                    f"{'+'.join(map(str, row['layers']))}: assembled latency within 3% of the stock SFT student",
-                    f"largest gap {worst[0]:.1%} (batch {worst[1]}); layer-drop vs SFT, the same architecture: "
-                    f"{noise:.1%}",
-                    worst[0] <= 0.03,
-                )
-        for ratio, row in drop.items():
-            if ratio in modular:
-                add(
-                    family,
-                    f"{ratio}: far better than layer dropping",
-                    f"{modular[ratio]['PER']:.2f} vs {row['PER']:.2f}",
-                    modular[ratio]["PER"] < 0.5 * row["PER"],
-                )
-        for ratio, row in modular.items():
-            speed = teacher["latency_ms"]["32"] / row["latency_ms"]["32"]
+    for ratio, row in sft.items():  # an assembled model is a stock model: same depths, same speed
+        same = [r for r in modular.values() if r["layers"] == row["layers"]]
+        if same:
+            worst = max(
+                (abs(r["latency_ms"][b] / row["latency_ms"][b] - 1), b) for r in same for b in row["latency_ms"]
+            )
+            noise = max(abs(drop[ratio]["latency_ms"][b] / row["latency_ms"][b] - 1) for b in row["latency_ms"])
             add(
-                family,
-                f"{ratio}: speedup@32 >= 0.9 x layer ratio ({row['layer_ratio']:.2f})",
-                f"{speed:.2f}x ({speed / row['layer_ratio']:.2f})",
-                speed >= 0.9 * row["layer_ratio"],
+                f"{'+'.join(map(str, row['layers']))}: assembled latency within 3% of the stock SFT student",
+                f"largest gap {worst[0]:.1%} (batch {worst[1]}); layer-drop vs SFT, the same architecture: {noise:.1%}",
+                worst[0] <= 0.03,
             )
+    for ratio, row in drop.items():
+        if ratio in modular:
+            add(
+                f"{ratio}: far better than layer dropping",
+                f"{modular[ratio]['PER']:.2f} vs {row['PER']:.2f}",
+                modular[ratio]["PER"] < 0.5 * row["PER"],
+            )
+    for ratio, row in modular.items():
+        speed = teacher["latency_ms"]["32"] / row["latency_ms"]["32"]
+        add(
+            f"{ratio}: speedup@32 >= 0.9 x layer ratio ({row['layer_ratio']:.2f})",
+            f"{speed:.2f}x ({speed / row['layer_ratio']:.2f})",
+            speed >= 0.9 * row["layer_ratio"],
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -591,14 +594,21 @@ def main() -> None:
     cells = Cells(args.runs / "cells.json")
     results = {family: run_family(family, args, cells) for family in args.families}
     args.docs.mkdir(parents=True, exist_ok=True)
-    markdown = render(results, args) + "\n" + targets(results)
-    figures = ""
-    for family, rows in results.items():  # one plot per family, so one family's rerun replaces only its own
-        plot(family, rows, args.docs / f"benchmarks_{family}.png")
-        figures += f"\n![PER vs speedup, {family}](benchmarks_{family}.png)\n"
     page = args.docs / "benchmarks.md"
-    kept = [m.group(0) for m in SECTION.finditer(page.read_text())] if page.exists() else []  # keep the others
-    page.write_text(markdown + figures + "".join(f"\n{k}\n" for k in kept))
+    kept = {m.group(1): m.group(0) for m in SECTION.finditer(page.read_text())} if page.exists() else {}
+    families = {}  # every family's section: this run's, or the one the page already has
+    for family in FAMILIES:
+        name = f"g2p_{family}"
+        if family in results:
+            body = render_family(family, results[family], args) + "\n" + targets(family, results[family])
+            body += f"\n![PER vs speedup, {family}](benchmarks_{family}.png)\n"
+            plot(family, results[family], args.docs / f"benchmarks_{family}.png")
+            families[name] = f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"
+        elif name in kept:
+            families[name] = kept.pop(name)
+        kept.pop(name, None)
+    markdown = intro(args) + "".join(f"\n{block}\n" for block in families.values())
+    page.write_text(markdown + "".join(f"\n{block}\n" for block in kept.values()))
     print(markdown)
 
 

@@ -22,6 +22,7 @@ from ...arch import adapter_for
 from ...errors import ConfigError
 from .config import OfflineAEConfig
 from .layers import Group, autoencoder_shape, fit_autoencoder, fit_svd, svd_rank
+from .metric import Partner, find_partners
 from .modeling import CompressedModel
 
 
@@ -56,7 +57,10 @@ def _natural_key(name: str) -> list[object]:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
-def _groups(selected: dict[str, str], params: dict[str, torch.Tensor], config: OfflineAEConfig) -> list[Group]:
+def _groups(
+    selected: dict[str, str], params: dict[str, torch.Tensor], config: OfflineAEConfig, partners: dict[str, Partner]
+) -> list[Group]:
+    """The coder groups, those whose members read a coded partner last (its final weights define their metric)."""
     names = sorted(selected, key=_natural_key)
     if config.mode == "joint":
         buckets: dict[str, list[str]] = {}
@@ -65,6 +69,7 @@ def _groups(selected: dict[str, str], params: dict[str, torch.Tensor], config: O
         keyed = list(buckets.items())
     else:
         keyed = [(name, [name]) for name in names]
+    keyed.sort(key=lambda item: any(partners.get(m) and partners[m].name in selected for m in item[1]))
     groups = []
     for i, (_, members) in enumerate(keyed):
         shapes = [list(params[m].shape) for m in members]
@@ -78,6 +83,7 @@ def _groups(selected: dict[str, str], params: dict[str, torch.Tensor], config: O
                 members=members,
                 shapes=shapes,
                 dtypes=[str(params[m].dtype).removeprefix("torch.") for m in members],
+                partners=[partners.get(m) for m in members],
             )
         )
     return groups
@@ -103,13 +109,11 @@ def _fit(group: Group, rows: torch.Tensor, config: OfflineAEConfig, progress: An
     )
 
 
-def _install(model: nn.Module, group: Group, rebuilt: torch.Tensor) -> None:
+def _install(model: nn.Module, group: Group, rebuilt: list[torch.Tensor]) -> None:
     params = dict(model.named_parameters())
-    start = 0
     with torch.no_grad():
-        for name, (rows, _) in zip(group.members, group.shapes, strict=True):
-            params[name].copy_(rebuilt[start : start + rows].to(params[name].dtype))
-            start += rows
+        for name, weight in zip(group.members, rebuilt, strict=True):
+            params[name].copy_(weight.to(params[name].dtype))
 
 
 def compress(
@@ -123,7 +127,8 @@ def compress(
     """Compress ``model``'s targeted weight matrices at ``ratio`` (original / stored numbers).
 
     ``method="autoencoder"`` (default) or ``"svd"`` (the baseline, at the same storage);
-    ``mode="joint"`` (one coder per matrix kind across layers) or ``"per_matrix"``. Other settings:
+    ``mode="joint"`` (one coder per matrix kind across layers) or ``"per_matrix"``;
+    ``metric="output"`` (default: each matrix coded as the matrix reading it sees it) or ``"rows"``. Other settings:
     see ``OfflineAEConfig``. ``model`` is not modified; no model training happens.
     """
     config = OfflineAEConfig(ratio=ratio, targets=targets, mode=mode, method=method, **settings)
@@ -131,21 +136,24 @@ def compress(
     work = copy.deepcopy(model).eval()
     selected = select_targets(work, config.targets)
     params = {n: p.detach() for n, p in work.named_parameters()}  # each group reads its rows before installing
-    groups = _groups(selected, params, config)
+    partners = find_partners(work, selected) if config.metric == "output" else {}
+    groups = _groups(selected, params, config, partners)
     total = config.steps * len(groups) if config.method == "autoencoder" else 0
     quality = []
     with tqdm(total=total, desc=f"offline {config.method}", disable=not config.progress or total == 0) as progress:
-        for group in groups:
-            rows = torch.cat([params[m].float() for m in group.members])
-            _fit(group, rows, config, progress)
-            rebuilt = group.decode()
+        for group in groups:  # a coded partner is installed before the groups that read it
+            coded = group.coded_rows(params.__getitem__)
+            original = torch.cat([params[m].float() for m in group.members])
+            _fit(group, coded, config, progress)
+            rebuilt = group.rebuild(params.__getitem__)
+            quality.append(_quality(group, original, torch.cat(rebuilt), coded))
             _install(work, group, rebuilt)
-            quality.append(_quality(group, rows, rebuilt))
     report = _report(groups, quality, time.perf_counter() - started, config)
     return CompressedModel(model=work, config=config, groups=groups, report=report)
 
 
-def _quality(group: Group, rows: torch.Tensor, rebuilt: torch.Tensor) -> dict[str, Any]:
+def _quality(group: Group, rows: torch.Tensor, rebuilt: torch.Tensor, coded: torch.Tensor) -> dict[str, Any]:
+    """Reconstruction of the rows themselves, and in the metric the group was coded in."""
     return {
         "kind": group.kind,
         "members": len(group.members),
@@ -154,6 +162,7 @@ def _quality(group: Group, rows: torch.Tensor, rebuilt: torch.Tensor) -> dict[st
         "ratio": round(group.original_numbers / group.stored_numbers, 4),
         "mean_cosine": round(nn.functional.cosine_similarity(rebuilt, rows, dim=1).mean().item(), 5),
         "relative_error": round(((rebuilt - rows).norm() / rows.norm()).item(), 5),
+        "coded_relative_error": round(((group.decode() - coded).norm() / coded.norm()).item(), 5),
     }
 
 

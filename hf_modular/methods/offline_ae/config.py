@@ -9,6 +9,7 @@ from typing import Any
 from transformers import PretrainedConfig
 
 from ...errors import ConfigError
+from .metric import METRICS
 
 METHODS = ("autoencoder", "svd")
 MODES = ("joint", "per_matrix")
@@ -26,7 +27,9 @@ class OfflineAEConfig:
     over the rows of all layers (one shared decoder), ``per_matrix`` one per matrix.
     ``decoder_fraction``: the autoencoder's share of each budget spent on its residual MLP (the
     rest: latents and the linear basis). ``loss``: ``mse`` (squared error relative to the rows'
-    mean square) or ``published`` (0.9091 mean(1 - cosine) + 0.0909 RMSE). The defaults were
+    mean square) or ``published`` (0.9091 mean(1 - cosine) + 0.0909 RMSE). ``metric``: ``output``
+    codes values, keys, queries and FFN inputs as the matrix that reads them sees them (per head /
+    per unit; nothing extra is stored), ``rows`` codes the raw rows. The defaults were
     tuned on G2P dev words (docs/offline_ae.md).
     """
 
@@ -38,6 +41,7 @@ class OfflineAEConfig:
     steps: int = 1500
     learning_rate: float = 3e-3
     loss: str = "mse"
+    metric: str = "output"
     seed: int = 0
     progress: bool = True
 
@@ -56,6 +60,8 @@ class OfflineAEConfig:
             raise ConfigError(f"targets={self.targets!r} must name at least one matrix kind")
         if not 0.0 < self.decoder_fraction < 1.0:
             raise ConfigError(f"decoder_fraction={self.decoder_fraction!r} must be between 0 and 1 (exclusive)")
+        if self.metric not in METRICS:
+            raise ConfigError(f"metric={self.metric!r}: allowed {list(METRICS)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"loss={self.loss!r}: allowed {list(LOSSES)}")
         if not isinstance(self.steps, int) or self.steps < 0:

@@ -16,6 +16,7 @@ an encoder and discards it; direct latents are measured better and cost no store
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError
+from .metric import Partner, factors, from_metric, to_metric
 
 DECODER_KEYS = ("basis.weight", "basis.bias", "hidden.weight", "hidden.bias", "residual.weight")
 
@@ -156,7 +158,8 @@ def decode_svd(stored: dict[str, torch.Tensor]) -> torch.Tensor:
 
 @dataclass
 class Group:
-    """Rows coded together: one matrix (per_matrix) or one kind across layers (joint)."""
+    """Rows coded together: one matrix (per_matrix) or one kind across layers (joint). A member with a
+    partner is coded in the output metric (``metric.py``): its rows as that partner sees them."""
 
     id: str
     kind: str
@@ -167,6 +170,7 @@ class Group:
     latent: int = 0
     hidden: int = 0
     rank: int = 0
+    partners: list[Partner | None] = field(default_factory=list)
     stored: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
@@ -182,9 +186,36 @@ class Group:
         return sum(t.numel() for t in self.stored.values())
 
     def decode(self) -> torch.Tensor:
+        """The coded rows (in the metric they were coded in)."""
         if self.coder == "svd":
             return decode_svd(self.stored)
         return decode_autoencoder(self.stored)
+
+    def _factors(self, weight_of: Callable[[str], torch.Tensor]) -> list[torch.Tensor | None]:
+        return [None if p is None else factors(p, weight_of(p.name)) for p in self._member_partners()]
+
+    def _member_partners(self) -> list[Partner | None]:
+        return self.partners or [None] * len(self.members)
+
+    def coded_rows(self, weight_of: Callable[[str], torch.Tensor]) -> torch.Tensor:
+        """What the coder fits: every member's rows, each in its metric (``weight_of`` gives a
+        matrix's current weight: the members' originals and the partners' final values)."""
+        return torch.cat(
+            [
+                weight_of(m).float() if r is None else to_metric(weight_of(m).float(), r)
+                for m, r in zip(self.members, self._factors(weight_of), strict=True)
+            ]
+        )
+
+    def rebuild(self, weight_of: Callable[[str], torch.Tensor]) -> list[torch.Tensor]:
+        """Each member's weight rebuilt from the codes (float32), back from its metric; ``weight_of``
+        gives the partners' final weights."""
+        rows, start, out = self.decode(), 0, []
+        for (count, _), r in zip(self.shapes, self._factors(weight_of), strict=True):
+            part = rows[start : start + count]
+            out.append(part if r is None else from_metric(part, r))
+            start += count
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -192,8 +223,8 @@ class Group:
             "kind": self.kind,
             "coder": self.coder,
             "members": [
-                {"name": n, "shape": s, "dtype": d}
-                for n, s, d in zip(self.members, self.shapes, self.dtypes, strict=True)
+                {"name": n, "shape": s, "dtype": d, "partner": None if p is None else p.to_dict()}
+                for n, s, d, p in zip(self.members, self.shapes, self.dtypes, self._member_partners(), strict=True)
             ],
             "latent": self.latent,
             "hidden": self.hidden,

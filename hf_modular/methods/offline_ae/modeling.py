@@ -25,10 +25,11 @@ from ...errors import CheckpointError
 from ...safe_loading import contained_file, read_json
 from .config import CompressedWeightsConfig, OfflineAEConfig
 from .layers import Group
+from .metric import Partner
 
 WEIGHTS_NAME = "compressed_model.safetensors"
 MANIFEST_NAME = "hf_modular_compression.json"
-FORMAT_VERSION = 2  # 2: the residual autoencoder; a format-1 autoencoder group is refused
+FORMAT_VERSION = 3  # 3: members coded in the output metric; 2: the residual autoencoder; 1's autoencoder is refused
 
 
 @dataclass
@@ -122,15 +123,20 @@ def load_compressed(
     model = AutoModelForSeq2SeqLM.from_config(config)
     expected = _tensors(model)
     rebuilt: dict[str, torch.Tensor] = {}
-    for spec in groups:
+
+    def final_weight(name: str) -> torch.Tensor:  # a partner's weight as the model will hold it
+        if name in rebuilt or name in tensors:
+            return rebuilt[name] if name in rebuilt else tensors[name]
+        raise CheckpointError(f"{folder}: the partner matrix {name!r} is neither stored nor decoded before its reader")
+
+    for spec in groups:  # saved in coding order: a coded partner comes before the groups that read it
         group = _group_from_manifest(spec, tensors, folder)
         try:
-            rows, start = group.decode(), 0
-        except (RuntimeError, KeyError) as error:  # a code tensor missing or of the wrong shape
+            weights = group.rebuild(final_weight)
+        except (RuntimeError, KeyError, ValueError) as error:  # a code tensor missing or of the wrong shape
             raise CheckpointError(f"{folder}: group {group.id} does not decode: {error!r}") from error
-        for name, (count, _) in zip(group.members, group.shapes, strict=True):
-            rebuilt[name] = rows[start : start + count]
-            start += count
+        for name, weight, dtype in zip(group.members, weights, group.dtypes, strict=True):
+            rebuilt[name] = weight.to(_dtype(dtype, folder))
     state = {**{n: tensors.get(n) for n in raw_spec}, **rebuilt}
     for name, value in state.items():
         target = expected.get(name)
@@ -167,6 +173,22 @@ def _check_format(version: int, groups: list, folder: Path) -> None:
         )
 
 
+def _dtype(name: str, folder: Path) -> torch.dtype:
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise CheckpointError(f"{folder}: {name!r} in {MANIFEST_NAME} is not a floating-point dtype")
+    return dtype
+
+
+def _partner(spec: object) -> Partner | None:
+    if spec is None:
+        return None
+    partner = Partner(name=str(spec["name"]), side=str(spec["side"]), block=int(spec["block"]))
+    if partner.side not in ("rows", "columns") or partner.block < 1:
+        raise ValueError(f"partner {spec!r}: side must be rows or columns, block >= 1")
+    return partner
+
+
 def _group_from_manifest(spec: dict, tensors: dict[str, torch.Tensor], folder: Path) -> Group:
     try:
         members = spec["members"]
@@ -177,6 +199,7 @@ def _group_from_manifest(spec: dict, tensors: dict[str, torch.Tensor], folder: P
             members=[m["name"] for m in members],
             shapes=[list(m["shape"]) for m in members],
             dtypes=[m["dtype"] for m in members],
+            partners=[_partner(m.get("partner")) for m in members],
             latent=int(spec["latent"]),
             hidden=int(spec.get("hidden", 0)),
             rank=int(spec["rank"]),
