@@ -25,6 +25,7 @@ RIDGE = 1e-6  # of the block's mean squared singular value: keeps R invertible f
 
 # kind leaf -> (partner leaf, which side of the partner's weight holds the block it reads through)
 PARTNERS = {"v": ("o", "columns"), "k": ("q", "rows"), "q": ("k", "rows"), "in": ("out", "columns")}
+SIDES = {side for _, side in PARTNERS.values()}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,14 @@ class Partner:
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "side": self.side, "block": self.block}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> Partner:
+        """A partner read back from a manifest; a ``ValueError`` names a bad side or block."""
+        partner = cls(name=str(spec["name"]), side=str(spec["side"]), block=int(spec["block"]))
+        if partner.side not in SIDES or partner.block < 1:
+            raise ValueError(f"partner {spec!r}: side must be one of {sorted(SIDES)}, block >= 1")
+        return partner
 
 
 def find_partners(model: nn.Module, selected: dict[str, str]) -> dict[str, Partner]:

@@ -23,7 +23,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedModel
 from ...atomic_save import staged_directory, verify_manifest
 from ...errors import CheckpointError
 from ...safe_loading import contained_file, read_json
-from .config import CompressedWeightsConfig, OfflineAEConfig
+from .config import METHODS, CompressedWeightsConfig, OfflineAEConfig
 from .layers import Group
 from .metric import Partner
 
@@ -125,8 +125,9 @@ def load_compressed(
     rebuilt: dict[str, torch.Tensor] = {}
 
     def final_weight(name: str) -> torch.Tensor:  # a partner's weight as the model will hold it
-        if name in rebuilt or name in tensors:
-            return rebuilt[name] if name in rebuilt else tensors[name]
+        weight = rebuilt.get(name, tensors.get(name))
+        if weight is not None:
+            return weight
         raise CheckpointError(f"{folder}: the partner matrix {name!r} is neither stored nor decoded before its reader")
 
     for spec in groups:  # saved in coding order: a coded partner comes before the groups that read it
@@ -180,15 +181,6 @@ def _dtype(name: str, folder: Path) -> torch.dtype:
     return dtype
 
 
-def _partner(spec: object) -> Partner | None:
-    if spec is None:
-        return None
-    partner = Partner(name=str(spec["name"]), side=str(spec["side"]), block=int(spec["block"]))
-    if partner.side not in ("rows", "columns") or partner.block < 1:
-        raise ValueError(f"partner {spec!r}: side must be rows or columns, block >= 1")
-    return partner
-
-
 def _group_from_manifest(spec: dict, tensors: dict[str, torch.Tensor], folder: Path) -> Group:
     try:
         members = spec["members"]
@@ -199,7 +191,7 @@ def _group_from_manifest(spec: dict, tensors: dict[str, torch.Tensor], folder: P
             members=[m["name"] for m in members],
             shapes=[list(m["shape"]) for m in members],
             dtypes=[m["dtype"] for m in members],
-            partners=[_partner(m.get("partner")) for m in members],
+            partners=[None if m.get("partner") is None else Partner.from_dict(m["partner"]) for m in members],
             latent=int(spec["latent"]),
             hidden=int(spec.get("hidden", 0)),
             rank=int(spec["rank"]),
@@ -211,6 +203,6 @@ def _group_from_manifest(spec: dict, tensors: dict[str, torch.Tensor], folder: P
             group.stored[key] = tensor
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{folder}: malformed group in {MANIFEST_NAME}: {error!r}") from error
-    if group.coder not in ("autoencoder", "svd"):
-        raise CheckpointError(f"{folder}: unknown coder {group.coder!r} (allowed: autoencoder, svd)")
+    if group.coder not in METHODS:
+        raise CheckpointError(f"{folder}: unknown coder {group.coder!r} (allowed: {list(METHODS)})")
     return group
