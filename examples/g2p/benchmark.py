@@ -53,9 +53,14 @@ LATENCY_REPEATS = 7
 SECTION = re.compile(r"<!-- section:(\w+) -->.*?<!-- /section:\1 -->", re.DOTALL)
 
 
+def section_block(name: str, body: str) -> str:
+    """``body`` marked as the page section ``name`` (what ``SECTION`` finds again)."""
+    return f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"
+
+
 def replace_section(page: Path, name: str, body: str) -> None:
     """Put ``body`` into docs page ``page`` as the named section (replacing an older one)."""
-    block = f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"
+    block = section_block(name, body)
     text = page.read_text() if page.exists() else ""
     pattern = re.compile(rf"<!-- section:{name} -->.*?<!-- /section:{name} -->", re.DOTALL)
     page.write_text(
@@ -603,7 +608,7 @@ def main() -> None:
             body = render_family(family, results[family], args) + "\n" + targets(family, results[family])
             body += f"\n![PER vs speedup, {family}](benchmarks_{family}.png)\n"
             plot(family, results[family], args.docs / f"benchmarks_{family}.png")
-            families[name] = f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"
+            families[name] = section_block(name, body)
         elif name in kept:
             families[name] = kept.pop(name)
         kept.pop(name, None)
