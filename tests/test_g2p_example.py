@@ -71,3 +71,20 @@ def test_main_job_runs_on_the_shipped_teacher(tmp_path):
     assert set(summary) == {"1x", "2x"}
     assert summary["1x"]["PER_before"] == summary["1x"]["PER_after"]  # the teacher is never trained
     assert (tmp_path / "modular-t5" / "artifact" / "model.safetensors").exists()
+
+
+def test_benchmark_page_writers_keep_what_they_do_not_own(tmp_path):
+    from benchmark import replace_head, replace_section
+
+    page = tmp_path / "benchmarks.md"
+    page.write_text(
+        "# old head\n\n<!-- section:g2p_t5 -->\nold t5\n<!-- /section:g2p_t5 -->\n\n"
+        "<!-- section:latency -->\nrows\n<!-- /section:latency -->\n\na note after every section\n"
+    )
+    replace_head(page, "# new head\n")
+    replace_section(page, "g2p_t5", "new t5")
+    replace_section(page, "g2p_bart", "bart")  # a section the page lacks goes at its end
+    text = page.read_text()
+    assert text.startswith("# new head\n\n<!-- section:g2p_t5 -->\nnew t5\n") and "old" not in text
+    assert "<!-- section:latency -->\nrows\n" in text and "a note after every section" in text
+    assert text.rstrip().endswith("<!-- section:g2p_bart -->\nbart\n<!-- /section:g2p_bart -->")

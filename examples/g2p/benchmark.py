@@ -53,19 +53,21 @@ LATENCY_REPEATS = 7
 SECTION = re.compile(r"<!-- section:(\w+) -->.*?<!-- /section:\1 -->", re.DOTALL)
 
 
-def section_block(name: str, body: str) -> str:
-    """``body`` marked as the page section ``name`` (what ``SECTION`` finds again)."""
-    return f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"
-
-
 def replace_section(page: Path, name: str, body: str) -> None:
     """Put ``body`` into docs page ``page`` as the named section (replacing an older one)."""
-    block = section_block(name, body)
+    block = f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"  # what SECTION finds again
     text = page.read_text() if page.exists() else ""
     pattern = re.compile(rf"<!-- section:{name} -->.*?<!-- /section:{name} -->", re.DOTALL)
     page.write_text(
         pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     )
+
+
+def replace_head(page: Path, head: str) -> None:
+    """Put ``head`` in place of whatever the page holds before its first section."""
+    text = page.read_text() if page.exists() else ""
+    first = SECTION.search(text)
+    page.write_text(head.rstrip() + "\n\n" + (text[first.start() :] if first else ""))
 
 
 FRONT_METRIC = "token_error"  # what the served front is ranked by (docs/g2p.md: teacher-KL ranked worse)
@@ -600,21 +602,13 @@ def main() -> None:
     results = {family: run_family(family, args, cells) for family in args.families}
     args.docs.mkdir(parents=True, exist_ok=True)
     page = args.docs / "benchmarks.md"
-    kept = {m.group(1): m.group(0) for m in SECTION.finditer(page.read_text())} if page.exists() else {}
-    families = {}  # every family's section: this run's, or the one the page already has
-    for family in FAMILIES:
-        name = f"g2p_{family}"
-        if family in results:
-            body = render_family(family, results[family], args) + "\n" + targets(family, results[family])
-            body += f"\n![PER vs speedup, {family}](benchmarks_{family}.png)\n"
-            plot(family, results[family], args.docs / f"benchmarks_{family}.png")
-            families[name] = section_block(name, body)
-        elif name in kept:
-            families[name] = kept.pop(name)
-        kept.pop(name, None)
-    markdown = intro(args) + "".join(f"\n{block}\n" for block in families.values())
-    page.write_text(markdown + "".join(f"\n{block}\n" for block in kept.values()))
-    print(markdown)
+    replace_head(page, intro(args))
+    for family, rows in results.items():  # the families not rerun keep their sections, as does the rest of the page
+        body = render_family(family, rows, args) + "\n" + targets(family, rows)
+        body += f"\n![PER vs speedup, {family}](benchmarks_{family}.png)\n"
+        plot(family, rows, args.docs / f"benchmarks_{family}.png")
+        replace_section(page, f"g2p_{family}", body)
+        print(body)
 
 
 if __name__ == "__main__":
