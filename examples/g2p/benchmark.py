@@ -55,7 +55,7 @@ SECTION = re.compile(r"<!-- section:(\w+) -->.*?<!-- /section:\1 -->", re.DOTALL
 
 def replace_section(page: Path, name: str, body: str) -> None:
     """Put ``body`` into docs page ``page`` as the named section (replacing an older one)."""
-    block = f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"  # what SECTION finds again
+    block = f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"
     text = page.read_text() if page.exists() else ""
     pattern = re.compile(rf"<!-- section:{name} -->.*?<!-- /section:{name} -->", re.DOTALL)
     page.write_text(
