@@ -43,12 +43,15 @@ LAUNCHERS = {
 }
 
 
-# The default recipe: every granularity with rotating pairings plus random mixed plans, all in one
-# forward call per micro-batch (several forwards per backward would mis-synchronise DDP's gradients).
+# Every option of the multi-plan step at once: every granularity with rotating pairings plus random
+# mixed plans, all in one forward call per micro-batch (several forwards per backward would
+# mis-synchronise DDP's gradients), and the teacher-context term, whose module runs come from the
+# teacher forward outside DDP's forward (correct because they use only modules that forward reached).
 MULTI_PLAN = {
     "plan_sampling": "granularities",
     "granularity_pairing": "rotate",
     "random_plans": 2,
+    "teacher_context_weight": 1.0,
     "learning_rate": 0.02,
     "module_lr_scales": {"2": 0.5},  # per-size optimizer groups (JSON keys, as the worker reads them)
 }

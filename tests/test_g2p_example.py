@@ -88,3 +88,17 @@ def test_benchmark_page_writers_keep_what_they_do_not_own(tmp_path):
     assert text.startswith("# new head\n\n<!-- section:g2p_t5 -->\nnew t5\n") and "old" not in text
     assert "<!-- section:latency -->\nrows\n" in text and "a note after every section" in text
     assert text.rstrip().endswith("<!-- section:g2p_bart -->\nbart\n<!-- /section:g2p_bart -->")
+
+
+def test_benchmark_cells_of_two_runs_sharing_one_file_merge(tmp_path):
+    """Two benchmark stages running at once (--stage modular / sft) each add their cells to the one
+    cache file; neither loses the other's, and a cell one finished is not computed again by the other."""
+    from benchmark import Cells
+
+    path = tmp_path / "cells.json"
+    modular, sft = Cells(path), Cells(path)
+    assert modular.get("t5/modular/train", lambda: {"steps": 1}) == {"steps": 1}
+    assert sft.get("t5/sft/2x", lambda: {"PER": 14.4}) == {"PER": 14.4}  # written after the other run's cell
+    assert json.loads(path.read_text()) == {"t5/modular/train": {"steps": 1}, "t5/sft/2x": {"PER": 14.4}}
+    assert sft.get("t5/modular/train", lambda: pytest.fail("recomputed a cell the other run finished")) == {"steps": 1}
+    assert Cells(path).get("t5/sft/2x", lambda: {"PER": 0.0}, stale=lambda cell: cell["PER"] > 14) == {"PER": 0.0}

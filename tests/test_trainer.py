@@ -220,6 +220,7 @@ def test_evaluation_uses_the_active_plan(family, tmp_path):
         ({"plan_sampling": "sandwich"}, "plan_sampling='sandwich' is not one of"),
         ({"granularity_pairing": "cross"}, "granularity_pairing='cross' is not one of"),
         ({"plan_sampling": "granularities", "random_plans": -1}, "random_plans=-1 must be an integer"),
+        ({"plan_sampling": "granularities", "teacher_context_weight": -1.0}, "teacher_context_weight=-1.0 must be"),
         ({"plan_sampling": "granularities", "random_plans": True}, "random_plans=True must be an integer"),
         ({"plan_sampling": "random", "random_plans": 2}, "adds plans to plan_sampling='granularities'"),
         ({"plan_sampling": "granularities", "single_stack_plans": -2}, "single_stack_plans=-2 must be an integer"),
@@ -494,3 +495,85 @@ def test_module_lr_scales_are_refused_where_they_cannot_apply(tmp_path):
             teacher=tiny_teacher("t5"),
             args=training_args(tmp_path, module_lr_scales={2: 0.5}),
         )
+
+
+def _module_beside_teacher(model, name: str, span: tuple[int, int], batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The module for ``span`` placed in a mixed plan (teacher layers everywhere else) and run by the
+    stock stack forward: its output, and the teacher layer output at the span's end (forward hooks)."""
+    from hf_modular.plan import Plan, StackPlan
+
+    layers = model.planned_layers(name)
+    depth = model.plan_space.stacks[name].depth
+    spans = (*((i, i + 1) for i in range(span[0])), span, *((i, i + 1) for i in range(span[1], depth)))
+    identity = model.resolve_plan(None)
+    mixed = Plan(**{**{n: identity.stack(n) for n in STACKS}, name: StackPlan(depth, spans)})
+    seen = {}
+    hooks = [
+        layers.get(span).register_forward_hook(lambda m, a, out: seen.__setitem__("module", out)),
+        layers.get((span[1] - 1, span[1])).register_forward_hook(lambda m, a, out: seen.__setitem__("teacher", out)),
+    ]
+    try:
+        with torch.no_grad():
+            for plan, key in ((mixed, "module"), (identity, "teacher")):
+                with model.plan_context(plan, eval_mode=True):
+                    model(**batch)
+                    seen[key + "_done"] = seen[key]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    first = lambda out: out[0] if isinstance(out, tuple) else out  # noqa: E731
+    return first(seen["module_done"]), first(seen["teacher_done"])
+
+
+def test_teacher_context_term_trains_each_module_on_the_teachers_own_hidden_states(family, tmp_path):
+    """teacher_context_weight=w adds exactly w x (per stack, the mean over the step's modules that do
+    not start the stack of the layer-normalised MSE between the module's output on the teacher's
+    input to its span and the teacher's output at its end), with each module's output read off a
+    mixed plan that puts it there; the teacher's own outputs (the other terms' targets) stay untouched."""
+    from hf_modular.losses import hidden_mse_sum
+
+    _, model = modular_model(family)
+    batch = pad_collator(family)(ragged_copy_task(family, size=4))
+    data = copy_task(family, size=8)
+    loss = {}
+    for weight in (0.0, 0.5):
+        args = training_args(tmp_path, plan_sampling="granularities", teacher_context_weight=weight)
+        trainer = CompressionTrainer(model=model, args=args, train_dataset=data, data_collator=pad_collator(family))
+        model.train()
+        loss[weight] = trainer.compute_loss(model, dict(batch)).item()
+    model.eval()
+    masks = {"encoder": batch["attention_mask"], "decoder": batch["labels"].ne(-100)}
+    expected = 0.0
+    for name in STACKS:
+        spans = [span for span, _ in model.planned_layers(name).pool_modules() if span[0] > 0]  # not the first
+        terms = [hidden_mse_sum(*_module_beside_teacher(model, name, span, batch), masks[name]) for span in spans]
+        expected += (torch.stack(terms).mean() / masks[name].sum()).item()
+    assert loss[0.5] - loss[0.0] == pytest.approx(0.5 * expected, rel=1e-4)
+    assert expected > 0
+
+
+def test_teacher_context_term_moves_modules_toward_the_teachers_layers(family, tmp_path):
+    """Trained on the teacher-context term alone, a module's output beside teacher layers gets closer
+    to the teacher's; the teacher's layers and the shared weights do not change."""
+    from hf_modular.losses import hidden_mse_sum
+
+    _, model = modular_model(family)
+    batch = pad_collator(family)(copy_task(family, size=8))
+    span = (2, 4)
+    mask = batch["labels"].ne(-100)
+    mse = lambda: hidden_mse_sum(*_module_beside_teacher(model, "decoder", span, batch), mask).item()  # noqa: E731
+    before_error = mse()
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if ".pool." not in n}
+    args = training_args(
+        tmp_path,
+        max_steps=30,
+        learning_rate=1e-2,
+        plan_sampling="granularities",
+        teacher_context_weight=1.0,
+        ce_weight=0.0,
+        kd_weight=0.0,
+        hidden_weight=0.0,
+    )
+    CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=64)).train()
+    assert mse() < 0.8 * before_error
+    assert all(torch.equal(frozen[n], p) for n, p in model.named_parameters() if n in frozen)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 from data import G2PDataset, collate, g2p_metrics, split
+from filelock import FileLock
 from run import MODULAR, MODULAR_RECIPES, load_teacher, training_arguments
 from teachers import FAMILIES, MAX_NEW_TOKENS
 from torch.utils.data import DataLoader
@@ -138,18 +139,29 @@ def full_artifact(family: str, root: Path = FULL_RUNS):
 
 
 class Cells:
-    """Finished benchmark rows, cached on disk so reruns skip them."""
+    """Finished benchmark rows, cached on disk so reruns skip them. Runs of different ``--stage``s may
+    share the file at once: each finished cell is merged into what is on disk, under a lock."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.rows: dict[str, dict] = json.loads(path.read_text()) if path.exists() else {}
+        self.rows: dict[str, dict] = self._read()
+
+    def _read(self) -> dict[str, dict]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def get(self, key: str, compute, stale=lambda cached: False) -> dict:
-        """The cached cell ``key``, computed (and saved) first if it is missing or ``stale(cached)``."""
+        """The cached cell ``key`` (also one another run has finished since), computed (and saved) first
+        if it is missing or ``stale(cached)``."""
+        if key not in self.rows:
+            self.rows.update(self._read())
         if key not in self.rows or stale(self.rows[key]):
-            self.rows[key] = compute()
+            value = compute()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.rows, indent=2))
+            with FileLock(f"{self.path}.lock"):
+                self.rows = {**self.rows, **self._read(), key: value}
+                staged = self.path.with_suffix(".tmp")
+                staged.write_text(json.dumps(self.rows, indent=2))
+                os.replace(staged, self.path)  # a reader never sees half a file
         return self.rows[key]
 
 
@@ -280,6 +292,22 @@ def shrink_and_fine_tune(teacher, keep: dict, test, info: dict, run_dir: Path, a
     return measure(student, test, method="SFT", **info, **cost)
 
 
+def sft_cells(family: str, args, model, teacher, test, train_set, cells: Cells) -> tuple[dict, dict]:
+    """The layer-drop and SFT rows of every --sft-ratios size, and their models for the latency pass."""
+    rows, contenders = {}, {}
+    for spec in args.sft_ratios:
+        keep, info = baseline_layers(model, spec)
+        dropped = cache(partial(shrink_model, teacher, keep["encoder"], keep["decoder"]))
+        key = f"{family}/drop/{spec}"
+        rows[key] = cells.get(key, partial(layer_drop, dropped, test, info))
+        contenders[key] = dropped
+        sft_dir = args.runs / family / f"sft-{spec}"
+        key = f"{family}/sft/{spec}"
+        rows[key] = cells.get(key, partial(shrink_and_fine_tune, teacher, keep, test, info, sft_dir, args, train_set))
+        contenders[key] = cache(partial(trained_student, sft_dir))
+    return rows, contenders
+
+
 def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict]:
     teacher, test, train_set = setup(family, args.eval_words, args.threads)
     depths = [adapter_for(teacher).depth(teacher.config, name) for name in ("encoder", "decoder")]
@@ -289,6 +317,9 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
     run_dir = args.runs / family
 
     model = MODULAR[family].from_teacher(teacher)
+    if args.stage == "sft":
+        sft_cells(family, args, model, teacher, test, train_set, cells)
+        return []
     artifact = run_dir / "modular" / "artifact"
     if artifact.exists():
         model = MODULAR[family].from_pretrained(artifact).eval()
@@ -321,6 +352,8 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
         model.save_pretrained(artifact)
         cells.rows.pop(f"{family}/modular/tolerance", None)
         cells.get(f"{family}/modular/tolerance", lambda: choice)
+    if args.stage == "modular":
+        return []
 
     def scored(plan: Plan) -> dict:
         """One plan's quality, as users load it: a stock model of the plan, read from the artifact."""
@@ -348,16 +381,9 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
             if method == "modular":  # the default answer is what gets timed
                 contenders[key] = cache(partial(loaded, plan))
 
-    for spec in args.sft_ratios:
-        keep, info = baseline_layers(model, spec)
-        dropped = cache(partial(shrink_model, teacher, keep["encoder"], keep["decoder"]))
-        key = f"{family}/drop/{spec}"
-        rows[key] = cells.get(key, partial(layer_drop, dropped, test, info))
-        contenders[key] = dropped
-        sft_dir = run_dir / f"sft-{spec}"
-        key = f"{family}/sft/{spec}"
-        rows[key] = cells.get(key, partial(shrink_and_fine_tune, teacher, keep, test, info, sft_dir, args, train_set))
-        contenders[key] = cache(partial(trained_student, sft_dir))
+    sft_rows, sft_contenders = sft_cells(family, args, model, teacher, test, train_set, cells)
+    rows.update(sft_rows)
+    contenders.update(sft_contenders)
 
     keep = {spec: baseline_layers(model, spec)[0] for spec in args.sft_ratios}
     costs = cells.get(f"{family}/costs", partial(interleaved_costs, family, args, keep, train_set))
@@ -587,6 +613,13 @@ def main() -> None:
         default=2,
         help="torch threads (1 leaves a core to another job without stalling this one)",
     )
+    parser.add_argument(
+        "--stage",
+        choices=("all", "modular", "sft"),
+        default="all",
+        help="'modular' (the modular training and its dev front) or 'sft' (the baseline students) alone, so the "
+        "two can run at once in two processes; then 'all' (the default) finds both cached and writes the page",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     args.families = (args.families or ("t5,bart" if args.full else "t5")).split(",")
@@ -600,6 +633,8 @@ def main() -> None:
     args.runs = args.runs / ("full" if args.full else "small")
     cells = Cells(args.runs / "cells.json")
     results = {family: run_family(family, args, cells) for family in args.families}
+    if args.stage != "all":
+        return
     args.docs.mkdir(parents=True, exist_ok=True)
     page = args.docs / "benchmarks.md"
     replace_head(page, intro(args))

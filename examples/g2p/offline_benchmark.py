@@ -9,9 +9,12 @@ number stored for them: latents and the whole decoder, or the SVD factors):
 - every attention and FFN matrix at once, of the teacher and of its modular 3x assembly (the
   artifact benchmark.py trained, when --artifact-root or runs/g2p/bench/full/<family> has one).
 Each coder minimises the row error (`--metrics rows`, the published coders) or the error its reader
-sees (`output`, the library's default); the published setting runs every metric given, the every-
-matrix setting the first. Reports PER/WER on held-out test words, the relative reconstruction error
-and the compression wall time, as the "offline" section of docs/benchmarks.md, with the issue's
+sees (`output`, the library's default); `+inputs` (`output+inputs`, `rows+inputs`) also weighs each
+matrix by its inputs on --calibration-words training words (input whitening, no stored number). The
+published setting runs every metric given, the every-matrix setting the first. `--split dev` scores
+dev words instead, prints the tables and writes nothing (for tuning; the page shows test words).
+Reports PER/WER on held-out test words, the relative reconstruction error
+and the compression wall time, as the "offline" section of docs/benchmarks.md (or --section), with the issue's
 targets checked. Every cell is cached in --runs, so an interrupted run continues where it stopped.
 """
 
@@ -23,8 +26,9 @@ from pathlib import Path
 
 import torch
 from benchmark import FULL_RUNS, ROOT, Cells, full_artifact, measure, replace_section
-from data import G2PDataset, split
+from data import G2PDataset, collate, split
 from run import load_teacher
+from torch.utils.data import DataLoader
 
 from hf_modular.methods import offline_ae
 from hf_modular.methods.offline_ae.metric import METRICS
@@ -32,6 +36,7 @@ from hf_modular.methods.offline_ae.metric import METRICS
 CODERS = (("autoencoder", "joint"), ("autoencoder", "per_matrix"), ("svd", "joint"), ("svd", "per_matrix"))
 TYPES = {"k": "keys", "v": "values", "q": "queries", "ffn_in": "FFN input"}
 TARGET_TYPES, TARGET_RATIOS = ("k", "v"), (4.0, 10.0)  # where the autoencoder must match SVD
+WHITENED = "+inputs"  # a metric with this suffix also codes in the error on calibration inputs
 
 
 def main() -> None:
@@ -40,6 +45,9 @@ def main() -> None:
     parser.add_argument("--ratios", default="2,4,10")
     parser.add_argument("--eval-words", type=int, default=2000)
     parser.add_argument("--steps", type=int, default=1500, help="autoencoder training steps per coder")
+    parser.add_argument(
+        "--decoder-fraction", type=float, default=None, help="the autoencoder's MLP share (default: the library's)"
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/offline"))
     parser.add_argument("--artifact-root", type=Path, default=FULL_RUNS)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -50,25 +58,46 @@ def main() -> None:
         "every one, the every-matrix setting the first",
     )
     parser.add_argument(
+        "--calibration-words", type=int, default=1024, help="training words whose inputs the +inputs metrics weigh"
+    )
+    parser.add_argument(
+        "--types", default=",".join(TYPES), help=f"matrix types of the published setting ({list(TYPES)})"
+    )
+    parser.add_argument("--split", choices=("test", "dev"), default="test", help="dev: print only, for tuning")
+    parser.add_argument(
+        "--section",
+        default="offline",
+        help="the docs/benchmarks.md section this run writes (a run of other metrics keeps the others' rows)",
+    )
+    parser.add_argument(
         "--cached-only", action="store_true", help="render what is cached; rows not yet measured say so"
     )
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(args.threads, os.cpu_count() or 1)))
     ratios = [float(r) for r in args.ratios.split(",")]
     args.metrics = args.metrics.split(",")
-    if not set(args.metrics) <= set(METRICS):
-        parser.error(f"--metrics {','.join(args.metrics)!r}: allowed a comma-separated list of {list(METRICS)}")
+    allowed = [*METRICS, *(m + WHITENED for m in METRICS)]
+    if not set(args.metrics) <= set(allowed):
+        parser.error(f"--metrics {','.join(args.metrics)!r}: allowed a comma-separated list of {allowed}")
+    args.types = args.types.split(",")
+    if not set(args.types) <= set(TYPES):
+        parser.error(f"--types {','.join(args.types)!r}: allowed a comma-separated list of {list(TYPES)}")
     sections = [header(args)]
     for family in args.families.split(","):
         sections.append(run_family(family, ratios, args))
-    replace_section(ROOT / "docs" / "benchmarks.md", "offline", "\n".join(sections))
+    if args.split == "test":
+        replace_section(ROOT / "docs" / "benchmarks.md", args.section, "\n".join(sections))
     print("\n".join(sections))
 
 
 def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> str:
     teacher, tokenizer = load_teacher(family)
-    test = G2PDataset(split()["test"][: args.eval_words], tokenizer)
-    cells = Cells(args.runs / family / "cells.json")
+    words = split()
+    test = G2PDataset(words[args.split][: args.eval_words], tokenizer)
+    calibration = list(
+        DataLoader(G2PDataset(words["train"][: args.calibration_words], tokenizer), 256, collate_fn=collate)
+    )
+    cells = Cells(args.runs / family / ("cells.json" if args.split == "test" else f"cells-{args.split}.json"))
     bases = {"teacher": teacher}
     modular = full_artifact(family, args.artifact_root)
     if modular is not None:
@@ -76,6 +105,8 @@ def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> st
 
     def cell(base_name: str, target: str, ratio: float, method: str, mode: str, metric: str) -> dict:
         settings = {"steps": args.steps} if method == "autoencoder" else {}
+        if method == "autoencoder" and args.decoder_fraction is not None:
+            settings["decoder_fraction"] = args.decoder_fraction
 
         def run() -> dict:
             result = offline_ae.compress(
@@ -84,13 +115,18 @@ def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> st
                 targets=target.split(","),
                 mode=mode,
                 method=method,
-                metric=metric,
+                metric=metric.removesuffix(WHITENED),
+                calibration=calibration if metric.endswith(WHITENED) else None,
                 **settings,
             )
             errors = {name: _weighted(result.report, name) for name in ("relative_error", "coded_relative_error")}
             return {**_measure(result.model, test), "report": {**_summary(result.report), **errors}}
 
         key = f"{base_name}/{target}/{method}/{mode}/{ratio:g}/{metric}" + (f"/steps{args.steps}" if settings else "")
+        if "decoder_fraction" in settings:
+            key += f"/df{args.decoder_fraction:g}"
+        if metric.endswith(WHITENED):
+            key += f"/calibration{args.calibration_words}"
         if args.cached_only and key not in cells.rows:
             return None
         return cells.get(key, run)
@@ -99,16 +135,17 @@ def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> st
     published = [
         (TYPES[t], f"{r:g}x", f"{method} {mode}", metric, cell("teacher", t, r, method, mode, metric))
         for metric in args.metrics
-        for t in TYPES
+        for t in args.types
         for r in ratios
         for method, mode in CODERS
     ]
-    first = args.metrics[0]  # the every-matrix setting is the long one: one metric only
+    first = args.metrics[0]  # the every-matrix setting is the long one: one metric only (not tuned on dev)
     every = [
         (base, f"{r:g}x", f"{method} {mode}", first, cell(base, "attention,ffn", r, method, mode, first))
         for base in bases
         for r in ratios
         for method, mode in CODERS
+        if args.split == "test"
     ]
     return render_family(family, plain, published, every, args)
 
@@ -130,19 +167,24 @@ def _summary(report: dict) -> dict:
 def header(args: argparse.Namespace) -> str:
     return "\n".join(
         [
-            "## Offline weight compression (no fine-tuning)",
+            "## Offline weight compression (no fine-tuning)"
+            + ("" if args.section == "offline" else f": metrics {', '.join(args.metrics)}"),
             "",
             f"Written by `python examples/g2p/offline_benchmark.py --families {args.families} --ratios "
             f"{args.ratios} --eval-words {args.eval_words} --steps {args.steps} --metrics "
-            f"{','.join(args.metrics)}` on the shipped teachers. Ratio: original numbers of the coded matrices "
+            f"{','.join(args.metrics)} --types {','.join(args.types)} --calibration-words {args.calibration_words}"
+            + ("" if args.section == "offline" else f" --section {args.section}")
+            + "` "
+            "on the shipped teachers. Ratio: original numbers of the coded matrices "
             "over every number stored for them (autoencoder: latents, basis, MLP; SVD: both factors), each coder "
             "at the largest size that fits the budget. Error: relative Frobenius error of the coded matrices. "
             "Metric: what the coder minimised (`OfflineAEConfig.metric`: `rows` is the published setting, "
             "`output` the library's default, docs/offline_ae.md); metric error: the relative error in that "
             "metric (equal to the error for `rows`). The every-matrix setting runs in the first metric only "
-            f"(`{args.metrics[0]}`). PER/WER on the first {args.eval_words} test words. s: compression wall time "
-            "(seconds) on this CPU. The autoencoder's settings (decoder_fraction, learning rate, loss) and the "
-            "metric were tuned on dev words (docs/offline_ae.md).",
+            f"(`{args.metrics[0]}`); `+inputs`: also weighted by each matrix's inputs on the first "
+            f"{args.calibration_words} training words. PER/WER on the first {args.eval_words} {args.split} words. "
+            "s: compression wall time (seconds) on this CPU. The autoencoder's settings (decoder_fraction, "
+            "learning rate, loss) and the metric were tuned on dev words (docs/offline_ae.md).",
             "",
         ]
     )
@@ -173,7 +215,7 @@ def render_family(family: str, plain: dict, published: list, every: list, args: 
     lines += ["| metric | type | ratio | AE PER | best SVD PER | PER met | AE error | best SVD error | error met |"]
     lines += ["|---|---|---:|---:|---:|---|---:|---:|---|"]
     for metric in args.metrics:
-        for kind in TARGET_TYPES:
+        for kind in (t for t in TARGET_TYPES if t in args.types):
             for ratio in TARGET_RATIOS:
                 lines.append(_target_row(published, metric, kind, ratio))
     return "\n".join(lines) + "\n"

@@ -56,8 +56,15 @@ RECIPES = {
     "same-lr": {"plan_sampling": "granularities", "module_lr_scales": {6: 0.5}},
     "same-lr+1s": {"plan_sampling": "granularities", "module_lr_scales": {6: 0.5}, "single_stack_plans": 1},
     "same-lr3": {"plan_sampling": "granularities", "module_lr_scales": {3: 0.7, 6: 0.5}},
+    # modules also trained in the teacher's context (docs/g2p.md, "Modules in the teacher's context")
+    "same-lr3+tc3": {
+        "plan_sampling": "granularities",
+        "module_lr_scales": {3: 0.7, 6: 0.5},
+        "teacher_context_weight": 3.0,
+    },
 }
 UNIFORM = ("1.5x", "2x", "3x", "6x")
+MIXED = ("1.11x", "1.2x", "1.36x", "1.75x")  # size-first plans with teacher layers next to modules
 VIOLATION = 0.3  # PER points
 
 
@@ -80,7 +87,7 @@ def front(model, dev_measure, dev_score) -> dict:
         model.set_plan(plan)
         per[plan.describe()] = measure(model, dev_score)["PER"]
     uniform = {}
-    for spec in UNIFORM:
+    for spec in UNIFORM + MIXED:
         model.set_plan(model.resolve_plan(spec, "size-first"))
         uniform[spec] = measure(model, dev_score)["PER"]
     rows = [
@@ -99,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", default="t5")
     parser.add_argument("--budget-cpu", type=float, default=1050.0, help="CPU seconds per modular phase")
+    parser.add_argument("--steps", type=int, default=None, help="train this many steps instead of the CPU budget")
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/recipes"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one trains these models fastest)")
@@ -113,22 +121,24 @@ def main() -> None:
     for name in args.recipes.split(","):
         recipe = {"learning_rate": 1e-3, **RECIPES[name]}
         cost = cells.get(f"{name}/step_cpu", lambda r=recipe: {"s": step_cost(args.family, r, train_set, runs)})["s"]
-        steps = int(args.budget_cpu / cost)
-        run_dir = runs / name
+        steps = args.steps or int(args.budget_cpu / cost)
+        run_dir = runs / (name if args.steps is None else f"{name}-{steps}steps")
         model = MODULAR[args.family].from_teacher(teacher)
         artifact = run_dir / "artifact"
+        cell = name if args.steps is None else f"{name}-{steps}steps"
         trained = cells.get(
-            f"{name}/train", lambda m=model, d=run_dir, s=steps, r=recipe: train(m, d, s, train_set, **r)
+            f"{cell}/train", lambda m=model, d=run_dir, s=steps, r=recipe: train(m, d, s, train_set, **r)
         )
         if artifact.exists():
             model = MODULAR[args.family].from_pretrained(artifact).eval()
         else:
             model.save_pretrained(artifact)
-        results[name] = {**cells.get(f"{name}/front", lambda m=model: front(m, dev_measure, dev_score)), **trained}
-    print("| recipe | steps | train CPU s | " + " | ".join(f"{s} size-first" for s in UNIFORM) + " | violations |")
-    print("|---|---:|---:|" + "---:|" * (len(UNIFORM) + 1))
+        results[name] = {**cells.get(f"{cell}/front", lambda m=model: front(m, dev_measure, dev_score)), **trained}
+    sizes = UNIFORM + MIXED
+    print("| recipe | steps | train CPU s | " + " | ".join(f"{s} size-first" for s in sizes) + " | violations |")
+    print("|---|---:|---:|" + "---:|" * (len(sizes) + 1))
     for name, r in results.items():
-        uniform = " | ".join(f"{r['uniform'][s]:.2f}" for s in UNIFORM)
+        uniform = " | ".join(f"{r['uniform'][s]:.2f}" if s in r["uniform"] else "" for s in sizes)
         print(f"| {name} | {r['train_steps']} | {r['train_cpu_s']:.0f} | {uniform} | {len(r['violations'])} |")
     for name, r in results.items():
         print(f"\n{name}: served front (ratio -> plan, PER)")

@@ -66,6 +66,14 @@ def compress(
         int, typer.Option(min=0, help="extra plans per batch compressing one stack, the other kept as the teacher")
     ] = 0,
     random_plans: Annotated[int, typer.Option(min=0, help="extra random mixed plans per batch")] = 0,
+    teacher_context_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="weight of the term that trains every module on the teacher's own hidden states, so it also "
+            "works next to teacher layers (mixed plans; see docs/training.md)",
+        ),
+    ] = 0.0,
     module_lr_scales: Annotated[
         str | None,
         typer.Option(help="learning-rate multipliers by module size, e.g. '6:0.5' (size-6 modules at half the rate)"),
@@ -123,6 +131,7 @@ def compress(
         granularity_pairing=granularity_pairing,
         single_stack_plans=single_stack_plans,
         random_plans=random_plans,
+        teacher_context_weight=teacher_context_weight,
         module_lr_scales=scales,
         warmup_steps=min(100, steps // 10) if warmup_steps is None else warmup_steps,
         lr_scheduler_type="cosine",
@@ -205,6 +214,7 @@ def _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max
         "granularity_pairing",
         "single_stack_plans",
         "random_plans",
+        "teacher_context_weight",
         "module_lr_scales",
         "warmup_steps",
         "bf16",

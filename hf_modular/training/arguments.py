@@ -12,6 +12,7 @@ from .schedules import ReplacementSchedule
 
 PLAN_SAMPLING = ("random", "granularities")
 GRANULARITY_PAIRING = ("same", "rotate")
+LOSS_WEIGHTS = ("ce_weight", "kd_weight", "hidden_weight", "attention_weight", "teacher_context_weight")
 
 
 @dataclass(kw_only=True)
@@ -49,6 +50,14 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
         metadata={
             "help": "with 'granularities': this many extra plans per batch drawn by module replacing at the "
             "scheduled rate (stacks drawn independently), so modules also learn next to teacher layers"
+        },
+    )
+    teacher_context_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the teacher-context term: every module of the step's plans also runs on the "
+            "teacher's own input to its span (recorded in the step's teacher forward) and learns the teacher's "
+            "output at its end (layer-normalised MSE), so modules also work next to teacher layers (mixed plans)"
         },
     )
     module_lr_scales: dict[int, float] | None = field(
@@ -89,13 +98,13 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
                 )
         self.module_lr_scales = _module_lr_scales(self.module_lr_scales)
         self.schedule  # validates the schedule fields  # noqa: B018
-        for name in ("ce_weight", "kd_weight", "hidden_weight", "attention_weight"):
+        for name in LOSS_WEIGHTS:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ConfigError(f"{name}={value!r} must be a number >= 0")
         if not self.kd_temperature > 0:
             raise ConfigError(f"kd_temperature={self.kd_temperature!r} must be > 0")
-        if self.ce_weight + self.kd_weight + self.hidden_weight + self.attention_weight == 0:
+        if sum(getattr(self, name) for name in LOSS_WEIGHTS) == 0:
             raise ConfigError("all loss weights are 0: nothing would be trained")
         # Stochastic plans leave some modules unused in a step; DDP must expect that.
         if self.ddp_find_unused_parameters is None:

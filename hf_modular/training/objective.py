@@ -9,6 +9,8 @@ are distilled, and any phase before distillation.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
@@ -50,6 +52,12 @@ class Objective:
     def output_flags(self, flags: dict[str, bool]) -> dict[str, bool]:
         """The student forward's ``output_*`` flags, given those the loss terms need."""
         return flags
+
+    @contextlib.contextmanager
+    def teacher_pass(self, student: nn.Module) -> Iterator[dict[str, list[tuple[Tensor, Tensor]]]]:
+        """Around the step's teacher forward: yields ``{stack: [(student hidden, teacher hidden), ...]}``,
+        filled during the forward, for the ``teacher_context_weight`` term (default: nothing)."""
+        yield {}
 
     def forward(
         self, model: nn.Module, inputs: dict[str, Any], flags: dict[str, bool]

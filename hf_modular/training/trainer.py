@@ -147,7 +147,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         if not inputs["labels"].ne(-100).any():
             logger.warning("a training batch has no labels (all -100); it contributes no loss")
         extra = {"output_hidden_states": args.hidden_weight > 0, "output_attentions": args.attention_weight > 0}
-        with torch.no_grad():
+        with torch.no_grad(), self.objective.teacher_pass(student) as context_pairs:
             teacher_out = self.teacher_forward(student, inputs, extra)
         # every plan of the step in ONE forward call: DDP needs one forward per backward
         step = self.objective.forward(model, inputs, self.objective.output_flags(extra))
@@ -157,6 +157,11 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         ]
         outputs = step[-1][1]
         loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
+        if context_pairs:  # modules beside the teacher's own layers (teacher_context_weight)
+            masks, units = self._stack_normalisers(inputs, num_items_in_batch)
+            for name, pairs in context_pairs.items():
+                if pairs:
+                    loss = loss + args.teacher_context_weight * self._hidden_term(pairs, masks[name], units[name])
         if args.average_tokens_across_devices and self.accelerator.num_processes > 1:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
         return (loss, outputs) if return_outputs else loss
@@ -173,31 +178,23 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         """CE + logit KD (every exit, for COST-EFF) + hidden/attention MSE at aligned boundaries."""
         args: CompressionTrainingArguments = self.args
         labels = inputs["labels"]
-        label_mask = labels.ne(-100)
-        decoder_units = self.units(num_items_in_batch, label_mask)
-        encoder_units = self.units(self._encoder_units, self._encoder_mask(inputs))
+        masks, units = self._stack_normalisers(inputs, num_items_in_batch)
         # COST-EFF: every exit learns the labels and the teacher's final distribution
         exits = self.objective.logits(student, outputs)
         loss = (
             sum(
                 args.ce_weight * cross_entropy_sum(logits, labels)
-                + args.kd_weight * logit_kd_sum(logits, teacher_out.logits, label_mask, args.kd_temperature)
+                + args.kd_weight * logit_kd_sum(logits, teacher_out.logits, masks["decoder"], args.kd_temperature)
                 for logits in exits
             )
-            / decoder_units
+            / units["decoder"]
         )
-        masks = {"encoder": self._encoder_mask(inputs), "decoder": label_mask}
-        units = {"encoder": encoder_units, "decoder": decoder_units}
         for name in STACKS:
             pairs = self._aligned_steps(student, plan, name)
             if args.hidden_weight > 0:
-                hidden = [
-                    hidden_mse_sum(
-                        outputs[_OUTPUT_NAMES[name][0]][s], teacher_out[_OUTPUT_NAMES[name][0]][t], masks[name]
-                    )
-                    for s, t in pairs
-                ]
-                loss = loss + args.hidden_weight * torch.stack(hidden).mean() / units[name]
+                key = _OUTPUT_NAMES[name][0]
+                hidden = [(outputs[key][s], teacher_out[key][t]) for s, t in pairs]
+                loss = loss + args.hidden_weight * self._hidden_term(hidden, masks[name], units[name])
             if args.attention_weight > 0:
                 attention = [
                     attention_mse_sum(
@@ -207,6 +204,24 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
                 ]
                 loss = loss + args.attention_weight * torch.stack(attention).mean() / units[name]
         return loss
+
+    def _stack_normalisers(
+        self, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Per stack, the positions a term covers and how many the whole optimizer step has."""
+        masks = {"encoder": self._encoder_mask(inputs), "decoder": inputs["labels"].ne(-100)}
+        units = {
+            "encoder": self.units(self._encoder_units, masks["encoder"]),
+            "decoder": self.units(num_items_in_batch, masks["decoder"]),
+        }
+        return masks, units
+
+    @staticmethod
+    def _hidden_term(
+        pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], mask: torch.Tensor, units: torch.Tensor
+    ) -> torch.Tensor:
+        """Hidden-state MSE averaged over the (student, teacher) pairs, normalised per position."""
+        return torch.stack([hidden_mse_sum(s, t, mask) for s, t in pairs]).mean() / units
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """The Trainer's optimizer, with each parameter group split by the objective's learning-rate

@@ -11,9 +11,13 @@ Storage: teacher layer ``i`` is the child ``"i"`` (state-dict keys match a stock
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
+from typing import Any
 
+import torch
 from torch import nn
+from transformers.cache_utils import Cache
 
 from ...plan import Span, StackPlan, span_key
 
@@ -28,6 +32,7 @@ class PlannedLayers(nn.Module):
         self.pool = nn.ModuleDict({span_key(span): module for span, module in sorted(modules.items())})
         self._order: tuple[nn.Module, ...] = ()
         self.plan: StackPlan | None = None
+        self._shadow: TeacherContext | None = None
 
     def get(self, span: Span) -> nn.Module | None:
         """The stored layer for ``span`` (a teacher layer if it has length 1), or None."""
@@ -57,8 +62,23 @@ class PlannedLayers(nn.Module):
                 if hasattr(module, "layer_idx"):
                     module.layer_idx = position
 
+    @contextlib.contextmanager
+    def teacher_context(self, modules: Mapping[Span, nn.Module]) -> Iterator[TeacherContext]:
+        """Inside the block, a forward under the identity plan records what each of ``modules`` needs
+        to run on the teacher's input to its span; the yielded ``TeacherContext`` then pairs each
+        module's output with the teacher's output at the end of its span (``pairs()``)."""
+        self._shadow = TeacherContext(modules)
+        try:
+            yield self._shadow
+        finally:
+            self._shadow = None
+
     def __iter__(self) -> Iterator[nn.Module]:
-        return iter(self._order)
+        if self._shadow is None:
+            return iter(self._order)
+        if self.plan is None or not self.plan.is_identity:
+            raise RuntimeError("teacher_context runs modules beside the teacher's layers: set the identity plan")
+        return iter(self._shadow.wrap(self._order))
 
     def __len__(self) -> int:
         return len(self._order)
@@ -68,3 +88,50 @@ class PlannedLayers(nn.Module):
 
     def extra_repr(self) -> str:
         return f"plan={self.plan.describe() if self.plan else None}"
+
+
+class TeacherContext:
+    """Modules run beside the teacher's layers on the teacher's own hidden states (module replacing
+    in the teacher's context, as BERT-of-Theseus trains its successor modules).
+
+    While the teacher forward runs, each layer's input and stack arguments (masks, T5's position
+    bias, the encoder states for cross-attention) are recorded where a module's span starts;
+    ``pairs()`` then runs each module on that input, detached and WITH gradient, next to the
+    teacher's output at the end of its span. Running the modules after the forward keeps them out of
+    the teacher's captured hidden states. A module trained this way fits next to teacher layers,
+    which the uniform plans alone never show it.
+    """
+
+    def __init__(self, modules: Mapping[Span, nn.Module]):
+        self.modules = dict(sorted(modules.items()))
+        self._inputs: dict[int, tuple[torch.Tensor, tuple[Any, ...], dict[str, Any]]] = {}
+        self._teacher: dict[int, torch.Tensor] = {}
+
+    def wrap(self, layers: tuple[nn.Module, ...]) -> list[Any]:
+        starts = {start for start, _ in self.modules}
+        return [self._step(i, layer, i in starts) for i, layer in enumerate(layers)]
+
+    def _step(self, index: int, layer: nn.Module, record_input: bool) -> Any:
+        def run(hidden: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if record_input:  # without the KV cache: the teacher's own keys would join the module's
+                cacheless = {k: None if isinstance(v, Cache) else v for k, v in kwargs.items() if k != "use_cache"}
+                self._inputs[index] = (hidden.detach(), args, cacheless)
+            output = layer(hidden, *args, **kwargs)
+            self._teacher[index + 1] = _hidden(output).detach()
+            return output
+
+        return run
+
+    def pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(module output, teacher output at the span's end) for every module, the module run now with gradient."""
+        pairs = []
+        with torch.enable_grad():
+            for (start, end), module in self.modules.items():
+                hidden, args, kwargs = self._inputs[start]
+                pairs.append((_hidden(module(hidden, *args, **kwargs)), self._teacher[end]))
+        return pairs
+
+
+def _hidden(output: Any) -> torch.Tensor:
+    """A layer's output hidden states (T5 blocks return a tuple, BART layers the tensor)."""
+    return output[0] if isinstance(output, tuple) else output

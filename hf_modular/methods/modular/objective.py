@@ -7,6 +7,8 @@ student (the shrink-and-fine-tune baselines) is distilled into ``teacher=`` as b
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -26,6 +28,7 @@ class ModularObjective(Objective):
         self.modular = False
         self._sample_counter = (-1, 0)  # (global step, micro-batches seen in it)
         self._last_rate: float | None = None
+        self._plans: list[Plan] | None = None  # the micro-batch's plans, drawn once for both passes
 
     def check(self, model: nn.Module, teacher: nn.Module | None, args: CompressionTrainingArguments) -> None:
         self.modular = isinstance(model, ModularModelMixin)
@@ -65,12 +68,36 @@ class ModularObjective(Objective):
             for parameter in module.parameters()
         }
 
+    @contextlib.contextmanager
+    def teacher_pass(self, student: nn.Module) -> Iterator[dict[str, list[tuple[torch.Tensor, torch.Tensor]]]]:
+        """With ``teacher_context_weight``: every module of the step's plans also runs beside the
+        teacher's layers during the teacher forward (``TeacherContext``), paired with the teacher's
+        hidden state at its span's end. Only modules the step's plans use: DDP expects gradients
+        for exactly the parameters its forward reached. A module that starts its stack is left out:
+        its input is the embeddings in every plan, so its uniform plan's hidden-state term already is
+        this term (running it again would only cost time)."""
+        self._plans = self._training_plans(student) if self.modular else None
+        if not (self.modular and self.trainer.args.teacher_context_weight > 0):
+            yield {}
+            return
+        pairs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        with contextlib.ExitStack() as stack:
+            contexts = {}
+            for name in STACKS:
+                layers = student.planned_layers(name)
+                used = {span for plan in self._plans for span in plan.stack(name).spans if span[1] - span[0] > 1}
+                used = {span for span in used if span[0] > 0}
+                contexts[name] = stack.enter_context(layers.teacher_context({span: layers.get(span) for span in used}))
+            yield pairs
+            pairs.update({name: context.pairs() for name, context in contexts.items()})
+
     def forward(
         self, model: nn.Module, inputs: dict[str, Any], flags: dict[str, bool]
     ) -> list[tuple[Plan | None, Any]]:
         if not self.modular:
             return super().forward(model, inputs, flags)
-        plans = self._training_plans(self.trainer.accelerator.unwrap_model(model))
+        plans = self._plans or self._training_plans(self.trainer.accelerator.unwrap_model(model))
+        self._plans = None
         return list(zip(plans, model(**inputs, **flags, plans=plans), strict=True))
 
     def _training_plans(self, student: ModularModelMixin) -> list[Plan]:

@@ -11,6 +11,7 @@ import copy
 import math
 import re
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -24,6 +25,7 @@ from .config import OfflineAEConfig
 from .layers import Group, autoencoder_shape, fit_autoencoder, fit_svd, svd_rank
 from .metric import Partner, find_partners
 from .modeling import CompressedModel
+from .whitening import fold_unwhitening, input_grams, whiten, whitening_factor
 
 
 # ----------------------------------------------------------------------------- choosing targets
@@ -122,19 +124,29 @@ def compress(
     targets: str | list[str] | tuple[str, ...] = ("attention", "ffn"),
     mode: str = "joint",
     method: str = "autoencoder",
+    calibration: Iterable[Mapping[str, Any]] | None = None,
     **settings: Any,
 ) -> CompressedModel:
     """Compress ``model``'s targeted weight matrices at ``ratio`` (original / stored numbers).
 
     ``method="autoencoder"`` (default) or ``"svd"`` (the baseline, at the same storage);
     ``mode="joint"`` (one coder per matrix kind across layers) or ``"per_matrix"``;
-    ``metric="output"`` (default: each matrix coded as the matrix reading it sees it) or ``"rows"``. Other settings:
-    see ``OfflineAEConfig``. ``model`` is not modified; no model training happens.
+    ``metric="output"`` (default: each matrix coded as the matrix reading it sees it) or ``"rows"``.
+    ``calibration``: batches of model inputs (e.g. a few collated training batches); when given, each
+    matrix is also coded in the error its output makes on those inputs (input whitening,
+    ``whitening.py``), at no extra stored number. Other settings: see ``OfflineAEConfig``.
+    ``model`` is not modified; no model training happens.
     """
-    config = OfflineAEConfig(ratio=ratio, targets=targets, mode=mode, method=method, **settings)
+    if "input_whitening" in settings:
+        raise ConfigError("input_whitening follows calibration: pass calibration=batches to weigh matrices by inputs")
+    whitening = calibration is not None
+    config = OfflineAEConfig(
+        ratio=ratio, targets=targets, mode=mode, method=method, input_whitening=whitening, **settings
+    )
     started = time.perf_counter()
     work = copy.deepcopy(model).eval()
     selected = select_targets(work, config.targets)
+    grams = input_grams(work, selected, calibration) if calibration is not None else {}
     params = {n: p.detach() for n, p in work.named_parameters()}  # each group reads its rows before installing
     partners = find_partners(work, selected) if config.metric == "output" else {}
     groups = _groups(selected, params, config, partners)
@@ -143,16 +155,23 @@ def compress(
     with tqdm(total=total, desc=f"offline {config.method}", disable=not config.progress or total == 0) as progress:
         for group in groups:  # a coded partner is installed before the groups that read it
             coded = group.coded_rows(params.__getitem__)
+            factor = whitening_factor([grams[m] for m in group.members]) if grams.keys() >= set(group.members) else None
+            fitted = coded if factor is None else whiten(coded, factor)
+            _fit(group, fitted, config, progress)
+            coded_error = ((group.decode() - fitted).norm() / fitted.norm()).item()
+            if factor is not None:
+                fold_unwhitening(group.stored, factor)
             original = torch.cat([params[m].float() for m in group.members])
-            _fit(group, coded, config, progress)
             rebuilt = group.rebuild(params.__getitem__)
-            quality.append(_quality(group, original, torch.cat(rebuilt), coded))
+            quality.append(_quality(group, original, torch.cat(rebuilt), coded_error, factor is not None))
             _install(work, group, rebuilt)
     report = _report(groups, quality, time.perf_counter() - started, config)
     return CompressedModel(model=work, config=config, groups=groups, report=report)
 
 
-def _quality(group: Group, rows: torch.Tensor, rebuilt: torch.Tensor, coded: torch.Tensor) -> dict[str, Any]:
+def _quality(
+    group: Group, rows: torch.Tensor, rebuilt: torch.Tensor, coded_error: float, whitened: bool
+) -> dict[str, Any]:
     """Reconstruction of the rows themselves, and in the metric the group was coded in."""
     return {
         "kind": group.kind,
@@ -162,7 +181,8 @@ def _quality(group: Group, rows: torch.Tensor, rebuilt: torch.Tensor, coded: tor
         "ratio": round(group.original_numbers / group.stored_numbers, 4),
         "mean_cosine": round(nn.functional.cosine_similarity(rebuilt, rows, dim=1).mean().item(), 5),
         "relative_error": round(((rebuilt - rows).norm() / rows.norm()).item(), 5),
-        "coded_relative_error": round(((group.decode() - coded).norm() / coded.norm()).item(), 5),
+        "coded_relative_error": round(coded_error, 5),
+        "input_whitened": whitened,
     }
 
 

@@ -1,0 +1,84 @@
+"""Input whitening: code each matrix in the error its OUTPUT makes on real inputs.
+
+A weight ``W`` (out x in) is read as ``y = W x``. On calibration inputs ``X`` (tokens x in) the
+output error of a coded ``W'`` is ``||(W - W') X^T||^2 = tr(E C E^T)`` with ``C = X^T X``, so with
+``C = L L^T`` (Cholesky, plus a small ridge) fitting ``W L`` in the plain squared error fits the
+output error exactly: rank-r SVD of ``W L`` is then the best rank-r code for those inputs
+(activation-aware SVD, as in ASVD / SVD-LLM). The decode multiplies back by ``L^-1``, which is folded
+into the last linear map of each coder (the SVD basis, the autoencoder's basis, bias and residual
+output), so nothing extra is stored and a compressed folder loads without calibration data.
+Applied on the input side, it composes with the output metric (``metric.py``), which acts on the
+rows: a group fits ``R W L``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...errors import DataError
+
+RIDGE = 1e-3  # of the Gram's mean diagonal: directions no calibration input reached still cost a little
+
+
+@torch.no_grad()
+def input_grams(
+    model: nn.Module, names: Iterable[str], batches: Iterable[Mapping[str, Any]]
+) -> dict[str, torch.Tensor]:
+    """``X^T X`` (float64) of the inputs each named ``nn.Linear`` weight reads, over every position of
+    the calibration ``batches`` (model keyword inputs, e.g. a data collator's output). Weights that
+    are not an ``nn.Linear``'s (embeddings) get none."""
+    grams: dict[str, torch.Tensor] = {}
+    hooks = []
+    for name in names:
+        module = model.get_submodule(name.rsplit(".", 1)[0])
+        if isinstance(module, nn.Linear) and name.endswith(".weight"):
+
+            def record(_module: nn.Module, args: tuple[Any, ...], name: str = name) -> None:
+                x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
+                grams[name] = grams.get(name, 0) + x.T @ x
+
+            hooks.append(module.register_forward_pre_hook(record))
+    was_training = model.training
+    model.eval()
+    seen = 0
+    try:
+        for batch in batches:
+            model(**batch)
+            seen += 1
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    if seen == 0:
+        raise DataError("calibration holds no batch: give at least one batch of model inputs, or calibration=None")
+    return grams
+
+
+def whitening_factor(grams: list[torch.Tensor]) -> torch.Tensor:
+    """Lower-triangular ``L`` with ``L L^T = sum(grams) + ridge`` (float64): one factor for a group's
+    members (joint mode pools the layers' inputs, as the members share one decoder)."""
+    gram = sum(grams)
+    size = gram.shape[0]
+    ridge = RIDGE * gram.diagonal().mean().clamp_min(1e-30)
+    return torch.linalg.cholesky(gram + ridge * torch.eye(size, dtype=gram.dtype))
+
+
+def whiten(rows: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``rows L``: the rows in the output-error metric of their inputs."""
+    return (rows.double() @ factor).to(rows.dtype)
+
+
+def fold_unwhitening(stored: dict[str, torch.Tensor], factor: torch.Tensor) -> None:
+    """Make a coder that reproduces ``rows L`` reproduce ``rows``: its last linear map times ``L^-1``
+    (in place; the stored shapes do not change)."""
+    inverse = torch.linalg.solve_triangular(factor, torch.eye(factor.shape[0], dtype=factor.dtype), upper=False)
+    if "basis" in stored:  # SVD: rows = coefficients @ basis
+        stored["basis"] = (stored["basis"].double() @ inverse).float()
+        return
+    # autoencoder: each output is a column vector y = W z + b; y^T L^-1 = (L^-T W) z + L^-T b
+    for key in ("basis.weight", "basis.bias", "residual.weight"):
+        stored[key] = (inverse.T @ stored[key].double()).float()
