@@ -85,8 +85,12 @@ class ModularObjective(Objective):
             contexts = {}
             for name in STACKS:
                 layers = student.planned_layers(name)
-                used = {span for plan in self._plans for span in plan.stack(name).spans if span[1] - span[0] > 1}
-                used = {span for span in used if span[0] > 0}
+                used = {
+                    span
+                    for plan in self._plans
+                    for span in plan.stack(name).spans
+                    if span[1] - span[0] > 1 and span[0] > 0
+                }
                 contexts[name] = stack.enter_context(layers.teacher_context({span: layers.get(span) for span in used}))
             yield pairs
             pairs.update({name: context.pairs() for name, context in contexts.items()})

@@ -139,9 +139,8 @@ def compress(
     """
     if "input_whitening" in settings:
         raise ConfigError("input_whitening follows calibration: pass calibration=batches to weigh matrices by inputs")
-    whitening = calibration is not None
     config = OfflineAEConfig(
-        ratio=ratio, targets=targets, mode=mode, method=method, input_whitening=whitening, **settings
+        ratio=ratio, targets=targets, mode=mode, method=method, input_whitening=calibration is not None, **settings
     )
     started = time.perf_counter()
     work = copy.deepcopy(model).eval()

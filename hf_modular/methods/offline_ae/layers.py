@@ -133,7 +133,9 @@ def fit_autoencoder(
         decoder.basis.weight.mul_(scale)
         decoder.basis.bias.mul_(scale)
         decoder.residual.weight.mul_(scale)
-    stored = {"latents": latents.detach().contiguous().clone()}  # the SVD start leaves them column-major
+    # row-major, as a file gives them back (the SVD start leaves them column-major, and the decoder's matmul
+    # kernels, hence its last bits, depend on the layout)
+    stored = {"latents": latents.detach().clone(memory_format=torch.contiguous_format)}
     stored.update({k: v.detach().clone() for k, v in decoder.state_dict().items()})
     return stored
 
@@ -142,8 +144,8 @@ def decode_autoencoder(stored: dict[str, torch.Tensor]) -> torch.Tensor:
     latent, hidden = stored["hidden.weight"].shape[1], stored["hidden.weight"].shape[0]
     decoder = ResidualDecoder(stored["basis.weight"].shape[0], latent, hidden)
     decoder.load_state_dict({k: stored[k] for k in DECODER_KEYS})
-    with torch.no_grad():  # row-major, as read from a file: the same kernels, so the same bits, in memory or loaded
-        return decoder(stored["latents"].contiguous())
+    with torch.no_grad():
+        return decoder(stored["latents"])
 
 
 def fit_svd(rows: torch.Tensor, rank: int) -> dict[str, torch.Tensor]:
