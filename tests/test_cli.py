@@ -213,8 +213,11 @@ def test_the_console_script_is_installed():
 def test_compress_with_eval_measures_the_front_and_records_the_run(g2p_files, tmp_path):
     out = tmp_path / "art"
     args = ["compress", TEACHER, "--train", g2p_files["train"], "--eval", g2p_files["dev"], "-o", out]
-    result = _invoke(*args, "--steps", "2", "--batch-size", "8", "--gradient-accumulation-steps", "2")
+    recipe = ["--module-lr-scales", "6:0.5", "--teacher-context-weight", "1", "--teacher-context-row-stride", "2"]
+    result = _invoke(*args, *recipe, "--steps", "2", "--batch-size", "8", "--gradient-accumulation-steps", "2")
     assert result.exit_code == 0, result.output
+    identity = json.loads((tmp_path / "art-checkpoints" / "hf_modular_run.json").read_text())
+    assert identity["teacher_context_row_stride"] == 2 and identity["module_lr_scales"] == {"6": 0.5}
     config = json.loads((out / "config.json").read_text())
     assert len(config["plan_scores"]["plans"]) == 195  # every plan of the 6+6 teacher but its own
     record = json.loads((out / "hf_modular_training.json").read_text())
@@ -224,13 +227,28 @@ def test_compress_with_eval_measures_the_front_and_records_the_run(g2p_files, tm
     small = AutoModelForSeq2SeqLM.from_pretrained(out, assemble="2x")
     assert small.config.hf_modular["choice"].startswith("measured:")
 
-    changed = _invoke(*args, "--steps", "2", "--batch-size", "8", "--gradient-accumulation-steps", "2", "--seed", "1")
-    assert changed.exit_code == 2 and "seed: 0 -> 1" in " ".join(changed.output.split())
+    changed = _invoke(
+        *args, *recipe[:-1], "3", "--steps", "2", "--batch-size", "8", "--gradient-accumulation-steps", "2"
+    )
+    assert changed.exit_code == 2 and "teacher_context_row_stride: 2 -> 3" in " ".join(changed.output.split())
     other_data = _invoke("compress", TEACHER, "--train", g2p_files["dev"], "-o", out, "--steps", "2")
     assert other_data.exit_code == 2 and "train data differ" in " ".join(other_data.output.split())
     again = _invoke(*args, "--steps", "1", "--batch-size", "8", "--overwrite")
     assert again.exit_code == 0, again.output
     assert json.loads((out / "hf_modular_training.json").read_text())["steps_run"] == 1
+
+
+def test_a_run_with_module_lr_scales_resumes(tmp_path):
+    """The stored identity is JSON ({"6": 0.5}); the one computed at the rerun must compare equal to it."""
+    from hf_modular.commands.compress import RUN_FILE, _check_resumable, _run_identity
+    from hf_modular.training import CompressionTrainingArguments
+
+    args = CompressionTrainingArguments(output_dir=str(tmp_path), module_lr_scales={6: 0.5}, use_cpu=True)
+    identity = _run_identity("teacher", None, None, "tok", "source", "target", 32, [2, 3, 6], args)
+    (tmp_path / RUN_FILE).write_text(json.dumps(identity))
+    _check_resumable(
+        tmp_path, _run_identity("teacher", None, None, "tok", "source", "target", 32, [2, 3, 6], args), False
+    )
 
 
 def test_compress_max_time_stops_cleanly_with_a_usable_artifact(g2p_files, tmp_path):

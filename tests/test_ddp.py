@@ -46,12 +46,14 @@ LAUNCHERS = {
 # Every option of the multi-plan step at once: every granularity with rotating pairings plus random
 # mixed plans, all in one forward call per micro-batch (several forwards per backward would
 # mis-synchronise DDP's gradients), and the teacher-context term, whose module runs come from the
-# teacher forward outside DDP's forward (correct because they use only modules that forward reached).
+# teacher forward outside DDP's forward (correct because they use only modules that forward reached),
+# on every 2nd row (each rank's 4 rows hold rows 0 and 2 of its share: the global batch's even rows).
 MULTI_PLAN = {
     "plan_sampling": "granularities",
     "granularity_pairing": "rotate",
     "random_plans": 2,
     "teacher_context_weight": 1.0,
+    "teacher_context_row_stride": 2,
     "learning_rate": 0.02,
     "module_lr_scales": {"2": 0.5},  # per-size optimizer groups (JSON keys, as the worker reads them)
 }

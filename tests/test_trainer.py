@@ -221,6 +221,8 @@ def test_evaluation_uses_the_active_plan(family, tmp_path):
         ({"granularity_pairing": "cross"}, "granularity_pairing='cross' is not one of"),
         ({"plan_sampling": "granularities", "random_plans": -1}, "random_plans=-1 must be an integer"),
         ({"plan_sampling": "granularities", "teacher_context_weight": -1.0}, "teacher_context_weight=-1.0 must be"),
+        ({"teacher_context_row_stride": 0}, "teacher_context_row_stride=0 must be an integer >= 1"),
+        ({"teacher_context_row_stride": 0.5}, "teacher_context_row_stride=0.5 must be an integer"),
         ({"plan_sampling": "granularities", "random_plans": True}, "random_plans=True must be an integer"),
         ({"plan_sampling": "random", "random_plans": 2}, "adds plans to plan_sampling='granularities'"),
         ({"plan_sampling": "granularities", "single_stack_plans": -2}, "single_stack_plans=-2 must be an integer"),
@@ -525,11 +527,15 @@ def _module_beside_teacher(model, name: str, span: tuple[int, int], batch: dict)
     return first(seen["module_done"]), first(seen["teacher_done"])
 
 
-def test_teacher_context_term_trains_each_module_on_the_teachers_own_hidden_states(family, tmp_path):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_teacher_context_term_trains_each_module_on_the_teachers_own_hidden_states(family, stride, tmp_path):
     """teacher_context_weight=w adds exactly w x (per stack, the mean over the step's modules that do
     not start the stack of the layer-normalised MSE between the module's output on the teacher's
     input to its span and the teacher's output at its end), with each module's output read off a
-    mixed plan that puts it there; the teacher's own outputs (the other terms' targets) stay untouched."""
+    mixed plan that puts it there; the teacher's own outputs (the other terms' targets) stay untouched.
+    With teacher_context_row_stride=2 the term covers rows 0 and 2 of the (padded, ragged) batch,
+    counted twice: every batch-first argument (masks, T5's masked position bias, cross-attention
+    states) was cut to the same rows."""
     from hf_modular.losses import hidden_mse_sum
 
     _, model = modular_model(family)
@@ -537,7 +543,9 @@ def test_teacher_context_term_trains_each_module_on_the_teachers_own_hidden_stat
     data = copy_task(family, size=8)
     loss = {}
     for weight in (0.0, 0.5):
-        args = training_args(tmp_path, plan_sampling="granularities", teacher_context_weight=weight)
+        args = training_args(
+            tmp_path, plan_sampling="granularities", teacher_context_weight=weight, teacher_context_row_stride=stride
+        )
         trainer = CompressionTrainer(model=model, args=args, train_dataset=data, data_collator=pad_collator(family))
         model.train()
         loss[weight] = trainer.compute_loss(model, dict(batch)).item()
@@ -546,8 +554,10 @@ def test_teacher_context_term_trains_each_module_on_the_teachers_own_hidden_stat
     expected = 0.0
     for name in STACKS:
         spans = [span for span, _ in model.planned_layers(name).pool_modules() if span[0] > 0]  # not the first
-        terms = [hidden_mse_sum(*_module_beside_teacher(model, name, span, batch), masks[name]) for span in spans]
-        expected += (torch.stack(terms).mean() / masks[name].sum()).item()
+        outputs = [_module_beside_teacher(model, name, span, batch) for span in spans]
+        kept = masks[name][::stride]
+        terms = [hidden_mse_sum(module[::stride], teacher[::stride], kept) for module, teacher in outputs]
+        expected += (stride * torch.stack(terms).mean() / masks[name].sum()).item()
     assert loss[0.5] - loss[0.0] == pytest.approx(0.5 * expected, rel=1e-4)
     assert expected > 0
 

@@ -62,6 +62,13 @@ RECIPES = {
         "module_lr_scales": {3: 0.7, 6: 0.5},
         "teacher_context_weight": 3.0,
     },
+    "same-lr3+tc3s4": {  # the same on every 4th row of a batch (T5's recipe since 2026-12-06)
+        "plan_sampling": "granularities",
+        "module_lr_scales": {3: 0.7, 6: 0.5},
+        "teacher_context_weight": 3.0,
+        "teacher_context_row_stride": 4,
+    },
+    "same+tc3s4": {"plan_sampling": "granularities", "teacher_context_weight": 3.0, "teacher_context_row_stride": 4},
 }
 UNIFORM = ("1.5x", "2x", "3x", "6x")
 MIXED = ("1.11x", "1.2x", "1.36x", "1.75x")  # size-first plans with teacher layers next to modules

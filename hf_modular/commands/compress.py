@@ -9,6 +9,7 @@ resuming would silently train the old run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -74,6 +75,12 @@ def compress(
             "works next to teacher layers (mixed plans; see docs/training.md)",
         ),
     ] = 0.0,
+    teacher_context_row_stride: Annotated[
+        int,
+        typer.Option(
+            min=1, help="run the teacher-context term on every n-th row of a batch, counted n times (1/n of its cost)"
+        ),
+    ] = 1,
     module_lr_scales: Annotated[
         str | None,
         typer.Option(help="learning-rate multipliers by module size, e.g. '6:0.5' (size-6 modules at half the rate)"),
@@ -132,6 +139,7 @@ def compress(
         single_stack_plans=single_stack_plans,
         random_plans=random_plans,
         teacher_context_weight=teacher_context_weight,
+        teacher_context_row_stride=teacher_context_row_stride,
         module_lr_scales=scales,
         warmup_steps=min(100, steps // 10) if warmup_steps is None else warmup_steps,
         lr_scheduler_type="cosine",
@@ -203,24 +211,32 @@ def _digest(path: Path | None) -> str | None:
     return digest.hexdigest()
 
 
+# The Trainer's own settings that decide the trained weights; every field that
+# CompressionTrainingArguments adds (plan sampling, loss weights, teacher context, ...) joins the
+# identity by itself (``_method_fields``), so a new option cannot be forgotten here.
+TRAINER_KEYS = (
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "warmup_steps",
+    "bf16",
+    "seed",
+)
+
+
+def _method_fields(args) -> list[str]:
+    """The fields ``args``' class adds to transformers' Seq2SeqTrainingArguments."""
+    from transformers import Seq2SeqTrainingArguments
+
+    inherited = {f.name for f in dataclasses.fields(Seq2SeqTrainingArguments)}
+    return [f.name for f in dataclasses.fields(args) if f.name not in inherited]
+
+
 def _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max_length, sizes, args) -> dict:
-    """What decides the trained weights: resuming with any of it changed would train the old run."""
-    keys = (
-        "max_steps",
-        "per_device_train_batch_size",
-        "gradient_accumulation_steps",
-        "learning_rate",
-        "plan_sampling",
-        "granularity_pairing",
-        "single_stack_plans",
-        "random_plans",
-        "teacher_context_weight",
-        "module_lr_scales",
-        "warmup_steps",
-        "bf16",
-        "seed",
-    )
-    return {
+    """What decides the trained weights: resuming with any of it changed would train the old run.
+    Read back through JSON, as the stored one is (``{6: 0.5}`` is ``{"6": 0.5}`` there)."""
+    identity = {
         "teacher": teacher,
         "train": _digest(train),
         "eval": _digest(eval_data),
@@ -228,8 +244,9 @@ def _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max
         "columns": [source, target],
         "max_length": max_length,
         "module_sizes": sizes,
-        **{key: getattr(args, key) for key in keys},
+        **{key: getattr(args, key) for key in (*TRAINER_KEYS, *_method_fields(args))},
     }
+    return json.loads(json.dumps(identity))
 
 
 def _check_resumable(run_dir: Path, identity: dict, overwrite: bool) -> None:

@@ -60,6 +60,14 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
             "output at its end (layer-normalised MSE), so modules also work next to teacher layers (mixed plans)"
         },
     )
+    teacher_context_row_stride: int = field(
+        default=1,
+        metadata={
+            "help": "the teacher-context term runs its modules on every n-th row of each micro-batch (rows 0, n, "
+            "2n, ...) and counts n times: about 1/n of the term's cost per step for the same expected term (the "
+            "same rows under DDP as in one process when each rank's batch is a multiple of n)"
+        },
+    )
     module_lr_scales: dict[int, float] | None = field(
         default=None,
         metadata={
@@ -102,6 +110,8 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ConfigError(f"{name}={value!r} must be a number >= 0")
+        if not (is_int(self.teacher_context_row_stride) and self.teacher_context_row_stride >= 1):
+            raise ConfigError(f"teacher_context_row_stride={self.teacher_context_row_stride!r} must be an integer >= 1")
         if not self.kd_temperature > 0:
             raise ConfigError(f"kd_temperature={self.kd_temperature!r} must be > 0")
         if sum(getattr(self, name) for name in LOSS_WEIGHTS) == 0:

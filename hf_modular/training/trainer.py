@@ -161,7 +161,10 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             masks, units = self._stack_normalisers(inputs, num_items_in_batch)
             for name, pairs in context_pairs.items():
                 if pairs:
-                    loss = loss + args.teacher_context_weight * self._hidden_term(pairs, masks[name], units[name])
+                    # on every n-th row: counted n times (the same expected term, linear in the rows' sums)
+                    stride = args.teacher_context_row_stride
+                    term = self._hidden_term(pairs, masks[name][::stride], units[name]) * stride
+                    loss = loss + args.teacher_context_weight * term
         if args.average_tokens_across_devices and self.accelerator.num_processes > 1:
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
         return (loss, outputs) if return_outputs else loss

@@ -63,11 +63,12 @@ class PlannedLayers(nn.Module):
                     module.layer_idx = position
 
     @contextlib.contextmanager
-    def teacher_context(self, modules: Mapping[Span, nn.Module]) -> Iterator[TeacherContext]:
+    def teacher_context(self, modules: Mapping[Span, nn.Module], row_stride: int = 1) -> Iterator[TeacherContext]:
         """Inside the block, a forward under the identity plan records what each of ``modules`` needs
-        to run on the teacher's input to its span; the yielded ``TeacherContext`` then pairs each
-        module's output with the teacher's output at the end of its span (``pairs()``)."""
-        self._shadow = TeacherContext(modules)
+        to run on the teacher's input to its span (on every ``row_stride``-th row of the batch); the
+        yielded ``TeacherContext`` then pairs each module's output with the teacher's output at the
+        end of its span (``pairs()``)."""
+        self._shadow = TeacherContext(modules, row_stride)
         try:
             yield self._shadow
         finally:
@@ -100,12 +101,29 @@ class TeacherContext:
     teacher's output at the end of its span. Running the modules after the forward keeps them out of
     the teacher's captured hidden states. A module trained this way fits next to teacher layers,
     which the uniform plans alone never show it.
+
+    ``row_stride`` n > 1 records only rows 0, n, 2n, ... of the batch: every tensor argument whose
+    first dimension is the batch's is cut to them (the layers' arguments are batch-first; T5's
+    position bias without a padding mask has a first dimension of 1 and is kept whole). The modules'
+    cost scales with the rows they run on; a stride (not the first rows) picks the same rows of a
+    global batch whether one process or several DDP ranks split it.
     """
 
-    def __init__(self, modules: Mapping[Span, nn.Module]):
+    def __init__(self, modules: Mapping[Span, nn.Module], row_stride: int = 1):
         self.modules = dict(sorted(modules.items()))
+        self.row_stride = row_stride
         self._inputs: dict[int, tuple[torch.Tensor, tuple[Any, ...], dict[str, Any]]] = {}
         self._teacher: dict[int, torch.Tensor] = {}
+
+    def _cut(self, batch: int) -> Any:
+        """A function that keeps the recorded rows of a batch-first tensor and leaves other values."""
+
+        def cut(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] == batch:
+                return value[:: self.row_stride]
+            return value
+
+        return cut
 
     def wrap(self, layers: tuple[nn.Module, ...]) -> list[Any]:
         starts = {start for start, _ in self.modules}
@@ -113,11 +131,12 @@ class TeacherContext:
 
     def _step(self, index: int, layer: nn.Module, record_input: bool) -> Any:
         def run(hidden: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            cut = self._cut(hidden.shape[0])
             if record_input:  # without the KV cache: the teacher's own keys would join the module's
-                cacheless = {k: None if isinstance(v, Cache) else v for k, v in kwargs.items() if k != "use_cache"}
-                self._inputs[index] = (hidden.detach(), args, cacheless)
+                cacheless = {k: None if isinstance(v, Cache) else cut(v) for k, v in kwargs.items() if k != "use_cache"}
+                self._inputs[index] = (cut(hidden.detach()), tuple(cut(a) for a in args), cacheless)
             output = layer(hidden, *args, **kwargs)
-            self._teacher[index + 1] = _hidden(output).detach()
+            self._teacher[index + 1] = cut(_hidden(output).detach())
             return output
 
         return run

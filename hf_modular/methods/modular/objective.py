@@ -77,7 +77,8 @@ class ModularObjective(Objective):
         its input is the embeddings in every plan, so its uniform plan's hidden-state term already is
         this term (running it again would only cost time)."""
         self._plans = self._training_plans(student) if self.modular else None
-        if not (self.modular and self.trainer.args.teacher_context_weight > 0):
+        args = self.trainer.args
+        if not (self.modular and args.teacher_context_weight > 0):
             yield {}
             return
         pairs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -91,7 +92,8 @@ class ModularObjective(Objective):
                     for span in plan.stack(name).spans
                     if span[1] - span[0] > 1 and span[0] > 0
                 }
-                contexts[name] = stack.enter_context(layers.teacher_context({span: layers.get(span) for span in used}))
+                modules = {span: layers.get(span) for span in used}
+                contexts[name] = stack.enter_context(layers.teacher_context(modules, args.teacher_context_row_stride))
             yield pairs
             pairs.update({name: context.pairs() for name, context in contexts.items()})
 
