@@ -62,9 +62,15 @@ RECIPES = {
         "module_lr_scales": {3: 0.7, 6: 0.5},
         "teacher_context_weight": 3.0,
     },
-    "same-lr3+tc3s4": {  # the same on every 4th row of a batch (T5's recipe since 2026-12-06)
+    "same-lr3+tc3s4": {  # the same on every 4th row of a batch
         "plan_sampling": "granularities",
         "module_lr_scales": {3: 0.7, 6: 0.5},
+        "teacher_context_weight": 3.0,
+        "teacher_context_row_stride": 4,
+    },
+    "same-lr3+tc3s4-6x0.7": {  # the 6x modules at 0.7 of the rate (T5's recipe since 2026-12-06)
+        "plan_sampling": "granularities",
+        "module_lr_scales": {3: 0.7, 6: 0.7},
         "teacher_context_weight": 3.0,
         "teacher_context_row_stride": 4,
     },
