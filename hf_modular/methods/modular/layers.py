@@ -115,15 +115,11 @@ class TeacherContext:
         self._inputs: dict[int, tuple[torch.Tensor, tuple[Any, ...], dict[str, Any]]] = {}
         self._teacher: dict[int, torch.Tensor] = {}
 
-    def _cut(self, batch: int) -> Any:
-        """A function that keeps the recorded rows of a batch-first tensor and leaves other values."""
-
-        def cut(value: Any) -> Any:
-            if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] == batch:
-                return value[:: self.row_stride]
-            return value
-
-        return cut
+    def _cut(self, value: Any, batch: int) -> Any:
+        """The recorded rows of a batch-first tensor; any other value as it is."""
+        if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] == batch:
+            return value[:: self.row_stride]
+        return value
 
     def wrap(self, layers: tuple[nn.Module, ...]) -> list[Any]:
         starts = {start for start, _ in self.modules}
@@ -131,12 +127,20 @@ class TeacherContext:
 
     def _step(self, index: int, layer: nn.Module, record_input: bool) -> Any:
         def run(hidden: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-            cut = self._cut(hidden.shape[0])
+            batch = hidden.shape[0]
             if record_input:  # without the KV cache: the teacher's own keys would join the module's
-                cacheless = {k: None if isinstance(v, Cache) else cut(v) for k, v in kwargs.items() if k != "use_cache"}
-                self._inputs[index] = (cut(hidden.detach()), tuple(cut(a) for a in args), cacheless)
+                cacheless = {
+                    k: None if isinstance(v, Cache) else self._cut(v, batch)
+                    for k, v in kwargs.items()
+                    if k != "use_cache"
+                }
+                self._inputs[index] = (
+                    hidden.detach()[:: self.row_stride],
+                    tuple(self._cut(a, batch) for a in args),
+                    cacheless,
+                )
             output = layer(hidden, *args, **kwargs)
-            self._teacher[index + 1] = cut(_hidden(output).detach())
+            self._teacher[index + 1] = _hidden(output).detach()[:: self.row_stride]
             return output
 
         return run
