@@ -64,6 +64,7 @@ def test_svd_matches_numpy_truncated_svd():
     assert r == (32 * 32 // 4) // (32 + 32)
     expected = (u[:, :r] * s[:r]) @ vh[:r]
     np.testing.assert_allclose(compressed.model.get_parameter(group.members[0]).detach().numpy(), expected, atol=1e-5)
+    assert compressed.report["groups"][0]["shared_numbers"] == r * 32  # the basis; the coefficients are per row
 
 
 def test_ratio_one_settings_reproduce_the_weights():
@@ -96,6 +97,7 @@ def test_the_autoencoder_starts_as_truncated_svd_and_training_lowers_its_error()
     m = teacher.get_parameter(name).shape[1]
     h = group.hidden
     assert trained.report["groups"][0]["stored_numbers"] == 32 * d + d * m + m + h * d + h + m * h
+    assert trained.report["groups"][0]["shared_numbers"] == d * m + m + h * d + h + m * h  # all but the latents
 
 
 def _head_blocks(family: str, teacher, value: str) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -177,6 +177,7 @@ def _quality(
         "members": len(group.members),
         "original_numbers": group.original_numbers,
         "stored_numbers": group.stored_numbers,
+        "shared_numbers": group.shared_numbers,
         "ratio": round(group.original_numbers / group.stored_numbers, 4),
         "mean_cosine": round(nn.functional.cosine_similarity(rebuilt, rows, dim=1).mean().item(), 5),
         "relative_error": round(((rebuilt - rows).norm() / rows.norm()).item(), 5),

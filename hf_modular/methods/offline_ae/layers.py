@@ -140,6 +140,9 @@ def fit_autoencoder(
     return stored
 
 
+PER_ROW_KEYS = ("latents", "coefficients")  # one code per row: the autoencoder's, SVD's
+
+
 def decode_autoencoder(stored: dict[str, torch.Tensor]) -> torch.Tensor:
     latent, hidden = stored["hidden.weight"].shape[1], stored["hidden.weight"].shape[0]
     decoder = ResidualDecoder(stored["basis.weight"].shape[0], latent, hidden)
@@ -186,6 +189,12 @@ class Group:
     @property
     def stored_numbers(self) -> int:
         return sum(t.numel() for t in self.stored.values())
+
+    @property
+    def shared_numbers(self) -> int:
+        """The stored numbers not tied to one row (autoencoder: basis and MLP; SVD: the basis): what
+        sharing one coder across more rows amortises."""
+        return sum(t.numel() for key, t in self.stored.items() if key not in PER_ROW_KEYS)
 
     def decode(self) -> torch.Tensor:
         """The coded rows (in the metric they were coded in)."""
