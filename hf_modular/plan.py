@@ -230,6 +230,46 @@ class Tilings:
         return best
 
 
+def covering_tilings(depth: int, stored: Iterable[Span]) -> list[StackPlan]:
+    """Tilings of one stack from ``stored`` spans only that together use every stored span a tiling
+    can hold: one pass over data under each runs every layer a model stores (teacher layers and
+    modules alike; a model loaded with one assembly may hold no teacher layer)."""
+    ends: dict[int, list[int]] = {}
+    for start, end in set(stored):
+        ends.setdefault(start, []).append(end)
+
+    def reaching(goal: int) -> set[int]:
+        """Positions from which [position, goal) can be tiled."""
+        positions = {goal}
+        for position in range(goal - 1, -1, -1):
+            if any(e in positions for e in ends.get(position, ())):
+                positions.add(position)
+        return positions
+
+    def walk(position: int, goal: int, todo: set[Span]) -> list[Span]:
+        """A tiling of [position, goal), taking a span still to do wherever one fits."""
+        allowed, spans = reaching(goal), []
+        while position < goal:
+            options = sorted((position, e) for e in ends.get(position, ()) if e in allowed)
+            span = next((o for o in options if o in todo), options[0])
+            spans.append(span)
+            position = span[1]
+        return spans
+
+    from_start, to_end = {0}, reaching(depth)
+    for position in range(depth):
+        if position in from_start:
+            from_start.update(ends.get(position, ()))
+    todo = {(s, e) for s, e_list in ends.items() for e in e_list if s in from_start and e in to_end}
+    tilings = []
+    while todo:
+        start, end = min(todo)
+        spans = [*walk(0, start, todo), (start, end), *walk(end, depth, todo)]
+        tilings.append(StackPlan(depth, tuple(spans)))
+        todo -= set(spans)
+    return tilings
+
+
 def layer_ratio(
     plan_steps: Mapping[str, int],
     depths: Mapping[str, int],

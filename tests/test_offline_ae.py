@@ -15,6 +15,7 @@ from transformers import AutoModelForSeq2SeqLM
 from hf_modular import CheckpointError, ConfigError, DataError
 from hf_modular.methods import offline_ae
 from hf_modular.methods.offline_ae.modeling import MANIFEST_NAME, WEIGHTS_NAME
+from hf_modular.methods.offline_ae.whitening import input_grams
 
 FAST = {"steps": 30, "progress": False}
 
@@ -253,6 +254,33 @@ def test_compresses_a_modular_artifact_and_assembles_after_loading(family, tmp_p
     compressed.model.assemble("3x")
     inputs = sample_inputs(family)
     assert torch.equal(_logits(loaded, inputs), _logits(compressed.model, inputs))
+
+
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_calibration_reaches_every_module_of_a_modular_artifact(family):
+    """One forward runs only the active plan's layers; calibration runs each covering plan, so a
+    module's inputs are those of an assembly that uses it and every joint group (teacher layers and
+    modules together) is whitened. A layer run by several covering plans gets their mean."""
+    # 5 layers, 2-layer modules: teacher layer 4 also ends the 2x plan
+    _, model = modular_model(family, encoder_layers=5, decoder_layers=5, module_sizes=[2])
+    batches = [sample_inputs(family, batch=4, seed=s) for s in (2, 3)]
+    keys = ("SelfAttention.k.weight", "self_attn.k_proj.weight")
+    module = next(n for n, _ in model.named_parameters() if "encoder." in n and ".pool.0_2." in n and n.endswith(keys))
+    names = {"module": module, "layer": module.replace(".pool.0_2.", ".4.")}
+    grams = input_grams(model, names.values(), batches)
+    for span, name in (((0, 2), names["module"]), ((4, 5), names["layer"])):
+        runs = [plan for plan in model.covering_plans() if span in plan.stack("encoder").spans]
+        expected = 0
+        for plan in runs:
+            with model.plan_context(plan):
+                x = _inputs_of(model, name, batches)
+            expected = expected + x.T @ x / len(runs)
+        np.testing.assert_allclose(grams[name].numpy(), expected, rtol=1e-10)
+    assert len([p for p in model.covering_plans() if (4, 5) in p.stack("encoder").spans]) > 1
+    assert model.active_plan.is_identity  # the model runs the plan it ran before
+    compressed = offline_ae.compress(model, ratio=3, targets=["k"], method="svd", calibration=batches, progress=False)
+    assert all(g["input_whitened"] for g in compressed.report["groups"])
+    assert any(".pool." in m for g in compressed.groups for m in g.members)
 
 
 def test_bad_settings_name_the_value():

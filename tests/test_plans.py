@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,7 +12,7 @@ from transformers import AutoModelForSeq2SeqLM
 import hf_modular
 from hf_modular import AssemblyError, ConfigError
 from hf_modular.methods.modular.assembly import parse_ratio
-from hf_modular.plan import Tilings, default_module_sizes, module_spans
+from hf_modular.plan import Tilings, covering_tilings, default_module_sizes, module_spans
 from tests.conftest import modular_model
 
 BAD_SPECS = [
@@ -138,3 +140,35 @@ def test_most_even_prefers_even_spans_and_modules_on_top():
     assert tilings.most_even(4).spans == ((0, 3), (3, 6), (6, 9), (9, 12))
     assert tilings.most_even(3).spans == ((0, 4), (4, 8), (8, 12))
     assert tilings.most_even(10).spans == (*((i, i + 1) for i in range(8)), (8, 10), (10, 12))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 9).flatmap(
+        lambda d: st.tuples(
+            st.just(d), st.sets(st.tuples(st.integers(0, d - 1), st.integers(1, d)).filter(lambda s: s[0] < s[1]))
+        )
+    )
+)
+def test_covering_tilings_run_every_stored_span_a_tiling_can_hold(case):
+    """Each tiling uses stored spans only and covers [0, depth); together they use every stored span
+    that lies on some tiling (a span no tiling holds, e.g. after a gap, is left out)."""
+    depth, stored = case
+    tilings = covering_tilings(depth, stored)
+    used = set()
+    for tiling in tilings:
+        assert set(tiling.spans) <= stored and tiling.spans[0][0] == 0 and tiling.spans[-1][1] == depth
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(tiling.spans))
+        used |= set(tiling.spans)
+    on_a_tiling = {
+        span for span in stored if _tiles(depth, stored, 0, span[0]) and _tiles(depth, stored, span[1], depth)
+    }
+    assert used == on_a_tiling
+    assert len(tilings) <= len(stored)
+
+
+def _tiles(depth: int, stored: set, start: int, end: int) -> bool:
+    """Whether stored spans tile [start, end) (brute force)."""
+    if start == end:
+        return True
+    return any(_tiles(depth, stored, e, end) for s, e in stored if s == start and e <= end)

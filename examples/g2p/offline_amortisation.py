@@ -11,24 +11,27 @@ values) of the shipped teacher's layers is coded, autoencoder vs SVD at equal st
 - one coder per kind over the WHOLE modular artifact `benchmark.py --full` trained: the teacher's 6
   layers and the artifact's 6 modules of that stack (1,920 rows; every module is coded and counted).
 Every row reports the rows per coder, the decoder's share of the stored numbers, the error in the
-coded (output) metric and PER on held-out test words of the teacher's layers as coded (the 1x
-assembly); the artifact scope adds its 3x assembly. Output metric only: input whitening needs the
-inputs of every coded matrix, and a forward pass reaches a module only under a plan that uses it.
+coded metric and PER on held-out test words of the teacher's layers as coded (the 1x assembly); the
+artifact scope adds its 3x assembly. Metrics: the output metric, and the same with input whitening on
+--calibration-words training words (for the artifact, its calibration runs every covering plan, so
+each module is weighed by the inputs of an assembly that uses it).
 Cells are cached in --runs; the table goes to the "offline_amortisation" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 from functools import partial
 from pathlib import Path
 
 import torch
 from benchmark import FULL_RUNS, ROOT, Cells, measure, replace_section
-from data import G2PDataset, split
-from offline_benchmark import TYPES
+from data import G2PDataset, collate, split
+from offline_benchmark import TYPES, WHITENED
 from run import MODULAR, load_teacher
+from torch.utils.data import DataLoader
 
 from hf_modular.methods import offline_ae
 
@@ -36,14 +39,15 @@ SCOPES = ("per matrix", "teacher joint", "artifact joint")
 CODERS = ("autoencoder", "svd")
 
 
-def code(base, target: str, ratio: float, method: str, mode: str, steps: int, test, assemblies: tuple[str, ...]):
+def code(base, target, ratio, method, mode, metric, calibration, steps, test, assemblies: tuple[str, ...]) -> dict:
     result = offline_ae.compress(
         base,
         ratio=ratio,
         targets=[target],
         mode=mode,
         method=method,
-        metric="output",
+        metric=metric.removesuffix(WHITENED),
+        calibration=calibration if metric.endswith(WHITENED) else None,
         progress=False,
         **({"steps": steps} if method == "autoencoder" else {}),
     )
@@ -75,17 +79,29 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/offline"))
     parser.add_argument("--artifact-root", type=Path, default=FULL_RUNS)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--metrics",
+        default=f"output,output{WHITENED}",
+        help=f"what the coders minimise: output, and output{WHITENED} (input whitening on --calibration-words)",
+    )
+    parser.add_argument("--calibration-words", type=int, default=1024, help="training words the +inputs metric weighs")
     args = parser.parse_args()
-    types = args.types.split(",")
+    types, metrics = args.types.split(","), args.metrics.split(",")
     if not set(types) <= set(TYPES):
         parser.error(f"--types {args.types!r}: allowed a comma-separated list of {list(TYPES)}")
+    if not set(metrics) <= {"output", f"output{WHITENED}"}:
+        parser.error(f"--metrics {args.metrics!r}: allowed a comma-separated list of output, output{WHITENED}")
     torch.set_num_threads(max(1, min(args.threads, os.cpu_count() or 1)))
     artifact_dir = args.artifact_root / args.family / "modular" / "artifact"
     if not artifact_dir.exists():
         raise SystemExit(f"no modular artifact at {artifact_dir}: run `benchmark.py --full --families {args.family}`")
     teacher, tokenizer = load_teacher(args.family)
     artifact = MODULAR[args.family].from_pretrained(artifact_dir).eval()
-    test = G2PDataset(split()["test"][: args.eval_words], tokenizer)
+    words = split()
+    test = G2PDataset(words["test"][: args.eval_words], tokenizer)
+    calibration = list(
+        DataLoader(G2PDataset(words["train"][: args.calibration_words], tokenizer), 256, collate_fn=collate)
+    )
     cells = Cells(args.runs / args.family / "amortisation.json")
     bases = {
         "per matrix": (teacher, "per_matrix", ("teacher",)),
@@ -94,19 +110,19 @@ def main() -> None:
     }
     plain = cells.get(f"plain/{args.eval_words}", lambda: {"PER 1x": measure(teacher, test)["PER"]})
     plain3 = cells.get(
-        f"plain3x/{args.eval_words}", lambda: {"PER 3x": measure(artifact.assemble("3x").to_stock_model(), test)["PER"]}
+        f"plain3x/{args.eval_words}",
+        lambda: {"PER 3x": measure(MODULAR[args.family].from_pretrained(artifact_dir, assemble="3x"), test)["PER"]},
     )
     rows = []
-    for target in types:
-        for ratio in (float(r) for r in args.ratios.split(",")):
-            for scope in SCOPES:
-                base, mode, assemblies = bases[scope]
-                for method in CODERS:
-                    key = f"{target}/{ratio:g}/{scope}/{method}/{args.eval_words}" + (
-                        f"/steps{args.steps}" if method == "autoencoder" else ""
-                    )
-                    row = cells.get(key, partial(code, base, target, ratio, method, mode, args.steps, test, assemblies))
-                    rows.append((TYPES[target], ratio, scope, method, row))
+    for metric, target, ratio, scope, method in itertools.product(
+        metrics, types, (float(r) for r in args.ratios.split(",")), SCOPES, CODERS
+    ):
+        base, mode, assemblies = bases[scope]
+        key = f"{target}/{ratio:g}/{scope}/{method}/{args.eval_words}"
+        key += f"/steps{args.steps}" if method == "autoencoder" else ""
+        key += f"/{metric}/calibration{args.calibration_words}" if metric.endswith(WHITENED) else ""
+        compute = partial(code, base, target, ratio, method, mode, metric, calibration, args.steps, test, assemblies)
+        rows.append((metric, TYPES[target], ratio, scope, method, cells.get(key, compute)))
     page = render(args, rows, plain["PER 1x"], plain3["PER 3x"])
     replace_section(ROOT / "docs" / "benchmarks.md", "offline_amortisation", page)
     print(page)
@@ -117,23 +133,26 @@ def render(args: argparse.Namespace, rows: list, teacher_per: float, assembly_pe
         "## Offline compression: where the autoencoder's decoder pays (amortisation)",
         "",
         f"Written by `python examples/g2p/offline_amortisation.py --family {args.family} --types {args.types} "
-        f"--ratios {args.ratios} --eval-words {args.eval_words} --steps {args.steps}`: one matrix type of the "
+        f"--ratios {args.ratios} --eval-words {args.eval_words} --steps {args.steps} --metrics {args.metrics} "
+        f"--calibration-words {args.calibration_words}`: one matrix type of the "
         f"shipped {args.family} teacher coded per matrix, jointly over the teacher's layers, and jointly over the "
-        "whole modular artifact (teacher layers and modules; all of them coded and counted), output metric, "
-        "equal stored numbers. Width: the autoencoder's latents per row (hidden: its MLP units) or SVD's "
+        "whole modular artifact (teacher layers and modules; all of them coded and counted), "
+        "equal stored numbers; `+inputs`: input whitening on the first training words. Width: the "
+        "autoencoder's latents per row (hidden: its MLP units) or SVD's "
         "rank. Decoder share: the stored numbers not tied to a row. PER of the teacher's layers as coded "
         f"(uncoded: {teacher_per:.2f}) and, for the artifact, of its 3x assembly (uncoded: {assembly_per:.2f}), "
         f"on the first {args.eval_words} test words.",
         "",
-        "| type | ratio | scope | rows per coder | coder | width | decoder share | metric error | PER 1x | PER 3x |",
-        "|---|---:|---|---:|---|---:|---:|---:|---:|---:|",
+        "| metric | type | ratio | scope | rows per coder | coder | width | decoder share | metric error | PER 1x | "
+        "PER 3x |",
+        "|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for kind, ratio, scope, method, row in rows:
+    for metric, kind, ratio, scope, method, row in rows:
         width = f"{row['width']} (+{row['hidden']})" if method == "autoencoder" else str(row["width"])
         per1 = row.get("PER teacher", row.get("PER 1x"))
         per3 = f"{row['PER 3x']:.2f}" if "PER 3x" in row else ""
         lines.append(
-            f"| {kind} | {ratio:g}x | {scope} | {row['rows_per_coder']} | {method} | {width} | "
+            f"| {metric} | {kind} | {ratio:g}x | {scope} | {row['rows_per_coder']} | {method} | {width} | "
             f"{row['decoder_share']:.0%} | {row['coded_error']:.3f} | {per1:.2f} | {per3} |"
         )
     return "\n".join(lines)

@@ -27,7 +27,7 @@ from ...arch import ArchAdapter
 from ...atomic_save import check_output_path, staged_directory
 from ...configuration_utils import architecture_values, deep_decoder_stock_config_class
 from ...errors import AssemblyError, CheckpointError, ConfigError, DataError
-from ...plan import STACKS, Plan, Span, module_spans
+from ...plan import STACKS, Plan, Span, covering_tilings, module_spans
 from ...registration import register_integrations
 from ...safe_loading import check_checkpoint_folder
 from ...serialization import SafeSerializationMixin
@@ -68,6 +68,17 @@ class ModularModelMixin(SafeSerializationMixin):
     @property
     def active_plan(self) -> Plan:
         return Plan(**{name: self.planned_layers(name).plan for name in STACKS})
+
+    def covering_plans(self) -> list[Plan]:
+        """Plans that together run every layer this model stores: a pass over data under each reaches
+        every teacher layer and module (offline compression's calibration statistics need that; one
+        forward runs only the active plan's layers)."""
+        tilings = {
+            name: covering_tilings(self.plan_space.stacks[name].depth, self.planned_layers(name).stored_spans())
+            for name in STACKS
+        }
+        count = max(len(t) for t in tilings.values())
+        return [Plan(**{name: t[i % len(t)] for name, t in tilings.items()}) for i in range(count)]
 
     def planned_layers(self, name: str) -> PlannedLayers:
         return getattr(self.adapter.stack(self, name), self.adapter.layers_attr)

@@ -13,7 +13,8 @@ rows: a group fits ``R W L``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -30,8 +31,16 @@ def input_grams(
 ) -> dict[str, torch.Tensor]:
     """``X^T X`` (float64) of the inputs each named ``nn.Linear`` weight reads, over every position of
     the calibration ``batches`` (model keyword inputs, e.g. a data collator's output). Weights that
-    are not an ``nn.Linear``'s (embeddings) get none."""
+    are not an ``nn.Linear``'s (embeddings) get none. A model storing more layers than one forward runs
+    (a modular artifact: ``covering_plans()``) is run once per covering plan, so every module gets the
+    inputs of an assembly that uses it; a layer run by several of them gets the mean of its passes."""
+    batches = list(batches)
+    if not batches:
+        raise DataError("calibration holds no batch: give at least one batch of model inputs, or calibration=None")
+    plans = model.covering_plans() if hasattr(model, "covering_plans") else [None]
     grams: dict[str, torch.Tensor] = {}
+    passes: dict[str, set[int]] = {}
+    current = [0]  # the pass being recorded
     hooks = []
     for name in names:
         module = model.get_submodule(name.rsplit(".", 1)[0])
@@ -40,22 +49,29 @@ def input_grams(
             def record(_module: nn.Module, args: tuple[Any, ...], name: str = name) -> None:
                 x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
                 grams[name] = grams.get(name, 0) + x.T @ x
+                passes.setdefault(name, set()).add(current[0])
 
             hooks.append(module.register_forward_pre_hook(record))
-    was_training = model.training
-    model.eval()
-    seen = 0
     try:
-        for batch in batches:
-            model(**batch)
-            seen += 1
+        for index, plan in enumerate(plans):
+            current[0] = index
+            with model.plan_context(plan, eval_mode=True) if plan is not None else _eval_mode(model):
+                for batch in batches:
+                    model(**batch)
     finally:
         for hook in hooks:
             hook.remove()
+    return {name: gram / len(passes[name]) for name, gram in grams.items()}
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
         model.train(was_training)
-    if seen == 0:
-        raise DataError("calibration holds no batch: give at least one batch of model inputs, or calibration=None")
-    return grams
 
 
 def whitening_factor(grams: list[torch.Tensor]) -> torch.Tensor:
