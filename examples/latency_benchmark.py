@@ -103,6 +103,13 @@ def main() -> None:
     parser.add_argument("--tokens", default="32,128", help="new tokens per decode")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=Path("runs/latency"))
+    parser.add_argument(
+        "--section",
+        default="latency",
+        help="the docs/benchmarks.md section to write: 'latency' (every cached setting, the targets, the close "
+        "timing, the profile and the plot), or another name for this run's settings alone (settings added to a "
+        "page whose other rows' cache is gone)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(args.threads, os.cpu_count() or 1)))
     shapes = args.shapes.split(",")
@@ -112,8 +119,16 @@ def main() -> None:
     if unknown or args.repeats < 1 or not tokens:
         raise SystemExit(f"unknown --shapes/--caches {unknown}, or --repeats {args.repeats} < 1, or no --tokens")
     cells = Cells(args.runs / "cells.json")
+    measured = {}
     for shape in shapes:
-        measure_shape(shape, cells, args.repeats, caches, tokens)
+        measured.update(measure_shape(shape, cells, args.repeats, caches, tokens))
+    if args.section != "latency":
+        markdown = "\n".join(
+            [f"## Decode latency at real model shapes: {args.section}", "", *intro(args), *tables(measured)]
+        )
+        replace_section(ROOT / "docs" / "benchmarks.md", args.section, markdown)
+        print(markdown)
+        return
     profile = cells.get(f"profile/{PROFILED[0]}", profile_rows)
     twins = cells.get(f"twins/{TWINS[0]}/{TWINS[1]}/{TWINS[2]}/rounds", twin_rows)
     # the page shows every setting measured so far (runs of other shapes or caches included), in shape order
@@ -307,10 +322,18 @@ def render_profile(split: dict) -> str:
 
 
 def render(results: dict, args: argparse.Namespace, twins: dict) -> str:
-    lines = [
-        "## Decode latency at real model shapes",
-        "",
-        f"Written by `python examples/latency_benchmark.py --repeats {args.repeats} --threads {args.threads}` "
+    lines = ["## Decode latency at real model shapes", "", *intro(args), "![decode speedup](latency.png)", ""]
+    lines += tables(results)
+    lines += targets(results, twins)
+    return "\n".join(lines) + "\n"
+
+
+def intro(args: argparse.Namespace) -> list[str]:
+    command = f"python examples/latency_benchmark.py --repeats {args.repeats} --threads {args.threads}"
+    if args.section != "latency":
+        command += f" --shapes {args.shapes} --caches {args.caches} --tokens {args.tokens} --section {args.section}"
+    return [
+        f"Written by `{command}` "
         "(settings cached per shape, cache and token count; runs may add shapes or caches): random weights of "
         "each checkpoint's published configuration, greedy decoding of "
         f"exactly 32 or 128 new tokens from {SOURCE_TOKENS} source tokens, on this machine's CPU ({os.cpu_count()} "
@@ -319,9 +342,12 @@ def render(results: dict, args: argparse.Namespace, twins: dict) -> str:
         "those depths built directly, the reference an assembly must match. `decoder 1/k`: the teacher's encoder "
         "with 1/k of the decoder's layers.",
         "",
-        "![decode speedup](latency.png)",
-        "",
     ]
+
+
+def tables(results: dict) -> list[str]:
+    """One table per setting: every row's median ms and its speedup over the teacher."""
+    lines = []
     for key, rows in results.items():
         shape, cache, tokens = key.split("/")
         lines += [f"### {shape}, {cache} cache, {tokens} new tokens", ""]
@@ -336,8 +362,7 @@ def render(results: dict, args: argparse.Namespace, twins: dict) -> str:
                 f"{row['16']:.0f} | {teacher['16'] / row['16']:.2f}x | {versus} |"
             )
         lines.append("")
-    lines += targets(results, twins)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def token_macs(config, decoder_layers: int) -> int:

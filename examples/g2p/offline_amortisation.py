@@ -15,7 +15,8 @@ coded metric and PER on held-out test words of the teacher's layers as coded (th
 artifact scope adds its 3x assembly. Metrics: the output metric, and the same with input whitening on
 --calibration-words training words (for the artifact, its calibration runs every covering plan, so
 each module is weighed by the inputs of an assembly that uses it).
-Cells are cached in --runs; the table goes to the "offline_amortisation" section of docs/benchmarks.md.
+Cells are cached in --runs; the table goes to the family's "offline_amortisation_<family>" section of
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -124,13 +125,13 @@ def main() -> None:
         compute = partial(code, base, target, ratio, method, mode, metric, calibration, args.steps, test, assemblies)
         rows.append((metric, TYPES[target], ratio, scope, method, cells.get(key, compute)))
     page = render(args, rows, plain["PER 1x"], plain3["PER 3x"])
-    replace_section(ROOT / "docs" / "benchmarks.md", "offline_amortisation", page)
+    replace_section(ROOT / "docs" / "benchmarks.md", f"offline_amortisation_{args.family}", page)
     print(page)
 
 
 def render(args: argparse.Namespace, rows: list, teacher_per: float, assembly_per: float) -> str:
     lines = [
-        "## Offline compression: where the autoencoder's decoder pays (amortisation)",
+        f"## Offline compression: where the autoencoder's decoder pays (amortisation, {args.family})",
         "",
         f"Written by `python examples/g2p/offline_amortisation.py --family {args.family} --types {args.types} "
         f"--ratios {args.ratios} --eval-words {args.eval_words} --steps {args.steps} --metrics {args.metrics} "
