@@ -124,7 +124,12 @@ def main() -> None:
         measured.update(measure_shape(shape, cells, args.repeats, caches, tokens))
     if args.section != "latency":
         markdown = "\n".join(
-            [f"## Decode latency at real model shapes: {args.section}", "", *intro(args), *tables(measured)]
+            [
+                f"## Decode latency at real model shapes: {args.shapes}, {args.caches} cache",
+                "",
+                *intro(args),
+                *tables(measured),
+            ]
         )
         replace_section(ROOT / "docs" / "benchmarks.md", args.section, markdown)
         print(markdown)

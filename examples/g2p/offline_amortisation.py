@@ -135,7 +135,7 @@ def render(args: argparse.Namespace, rows: list, teacher_per: float, assembly_pe
         "",
         f"Written by `python examples/g2p/offline_amortisation.py --family {args.family} --types {args.types} "
         f"--ratios {args.ratios} --eval-words {args.eval_words} --steps {args.steps} --metrics {args.metrics} "
-        f"--calibration-words {args.calibration_words}`: one matrix type of the "
+        f"--calibration-words {args.calibration_words} --threads {args.threads}`: one matrix type of the "
         f"shipped {args.family} teacher coded per matrix, jointly over the teacher's layers, and jointly over the "
         "whole modular artifact (teacher layers and modules; all of them coded and counted), "
         "equal stored numbers; `+inputs`: input whitening on the first training words. Width: the "
