@@ -29,10 +29,9 @@ from pathlib import Path
 
 import torch
 from benchmark import FULL_RUNS, ROOT, Cells, measure, replace_section
-from data import G2PDataset, collate, split
-from offline_benchmark import TYPES, WHITENED
+from data import G2PDataset, split
+from offline_benchmark import TYPES, WHITENED, calibration_batches, weighted_error
 from run import MODULAR, load_teacher
-from torch.utils.data import DataLoader
 
 from hf_modular.methods import offline_ae
 
@@ -53,12 +52,11 @@ def code(base, target, ratio, method, mode, metric, calibration, steps, test, as
         **({"steps": steps} if method == "autoencoder" else {}),
     )
     groups, report = result.groups, result.report
-    original = report["original_numbers"]
     row = {
         "ratio": report["ratio"],
         "rows_per_coder": sum(s[0] for g in groups for s in g.shapes) // len(groups),
         "decoder_share": sum(g["shared_numbers"] for g in report["groups"]) / report["stored_numbers"],
-        "coded_error": sum(g["coded_relative_error"] * g["original_numbers"] for g in report["groups"]) / original,
+        "coded_error": weighted_error(report, "coded_relative_error"),
         "width": groups[0].latent if method == "autoencoder" else groups[0].rank,
         "hidden": groups[0].hidden,
         "seconds": report["seconds"],
@@ -100,9 +98,7 @@ def main() -> None:
     artifact = MODULAR[args.family].from_pretrained(artifact_dir).eval()
     words = split()
     test = G2PDataset(words["test"][: args.eval_words], tokenizer)
-    calibration = list(
-        DataLoader(G2PDataset(words["train"][: args.calibration_words], tokenizer), 256, collate_fn=collate)
-    )
+    calibration = calibration_batches(words, tokenizer, args.calibration_words)
     cells = Cells(args.runs / args.family / "amortisation.json")
     bases = {
         "per matrix": (teacher, "per_matrix", ("teacher",)),

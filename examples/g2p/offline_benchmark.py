@@ -94,9 +94,7 @@ def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> st
     teacher, tokenizer = load_teacher(family)
     words = split()
     test = G2PDataset(words[args.split][: args.eval_words], tokenizer)
-    calibration = list(
-        DataLoader(G2PDataset(words["train"][: args.calibration_words], tokenizer), 256, collate_fn=collate)
-    )
+    calibration = calibration_batches(words, tokenizer, args.calibration_words)
     cells = Cells(args.runs / family / ("cells.json" if args.split == "test" else f"cells-{args.split}.json"))
     bases = {"teacher": teacher}
     modular = full_artifact(family, args.artifact_root)
@@ -119,7 +117,7 @@ def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> st
                 calibration=calibration if metric.endswith(WHITENED) else None,
                 **settings,
             )
-            errors = {name: _weighted(result.report, name) for name in ("relative_error", "coded_relative_error")}
+            errors = {name: weighted_error(result.report, name) for name in ("relative_error", "coded_relative_error")}
             return {**_measure(result.model, test), "report": {**_summary(result.report), **errors}}
 
         key = f"{base_name}/{target}/{method}/{mode}/{ratio:g}/{metric}" + (f"/steps{args.steps}" if settings else "")
@@ -155,7 +153,12 @@ def _measure(model, test) -> dict:
     return {"PER": row["PER"], "WER": row["WER"]}
 
 
-def _weighted(report: dict, error: str) -> float:
+def calibration_batches(words: dict, tokenizer, count: int) -> list[dict]:
+    """The first ``count`` training words as collated batches: what the ``+inputs`` metrics weigh."""
+    return list(DataLoader(G2PDataset(words["train"][:count], tokenizer), 256, collate_fn=collate))
+
+
+def weighted_error(report: dict, error: str) -> float:
     """A per-group error over the coded matrices, each group weighted by its original numbers."""
     return sum(g[error] * g["original_numbers"] for g in report["groups"]) / report["original_numbers"]
 
