@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from benchmark import FULL_RUNS, ROOT, Cells, measure, replace_section
 from data import G2PDataset, split
-from offline_benchmark import TYPES, WHITENED, calibration_batches, weighted_error
+from offline_benchmark import CELLS_VERSION, TYPES, WHITENED, calibration_batches
 from run import MODULAR, load_teacher
 
 from hf_modular.methods import offline_ae
@@ -56,7 +56,7 @@ def code(base, target, ratio, method, mode, metric, calibration, steps, test, as
         "ratio": report["ratio"],
         "rows_per_coder": sum(s[0] for g in groups for s in g.shapes) // len(groups),
         "decoder_share": sum(g["shared_numbers"] for g in report["groups"]) / report["stored_numbers"],
-        "coded_error": weighted_error(report, "coded_relative_error"),
+        "coded_error": report["coded_relative_error"],
         "width": groups[0].latent if method == "autoencoder" else groups[0].rank,
         "hidden": groups[0].hidden,
         "seconds": report["seconds"],
@@ -115,7 +115,7 @@ def main() -> None:
         metrics, types, (float(r) for r in args.ratios.split(",")), SCOPES, CODERS
     ):
         base, mode, assemblies = bases[scope]
-        key = f"{target}/{ratio:g}/{scope}/{method}/{args.eval_words}"
+        key = f"{target}/{ratio:g}/{scope}/{method}/{args.eval_words}/{CELLS_VERSION}"
         key += f"/steps{args.steps}" if method == "autoencoder" else ""
         key += f"/{metric}/calibration{args.calibration_words}" if metric.endswith(WHITENED) else ""
         compute = partial(code, base, target, ratio, method, mode, metric, calibration, args.steps, test, assemblies)

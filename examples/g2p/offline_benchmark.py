@@ -37,6 +37,10 @@ CODERS = (("autoencoder", "joint"), ("autoencoder", "per_matrix"), ("svd", "join
 TYPES = {"k": "keys", "v": "values", "q": "queries", "ffn_in": "FFN input"}
 TARGET_TYPES, TARGET_RATIOS = ("k", "v"), (4.0, 10.0)  # where the autoencoder must match SVD
 WHITENED = "+inputs"  # a metric with this suffix also codes in the error on calibration inputs
+# in every cell key: cells of an older coder or error definition are measured again, not rendered.
+# v2 (2026-12-06): a whitened joint autoencoder fits each layer in its own inputs' metric; errors pool
+# all coded matrices (the report's own), where v1 averaged the groups' errors
+CELLS_VERSION = "v2"
 
 
 def main() -> None:
@@ -117,10 +121,11 @@ def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> st
                 calibration=calibration if metric.endswith(WHITENED) else None,
                 **settings,
             )
-            errors = {name: weighted_error(result.report, name) for name in ("relative_error", "coded_relative_error")}
+            errors = {name: result.report[name] for name in ("relative_error", "coded_relative_error")}
             return {**_measure(result.model, test), "report": {**_summary(result.report), **errors}}
 
-        key = f"{base_name}/{target}/{method}/{mode}/{ratio:g}/{metric}" + (f"/steps{args.steps}" if settings else "")
+        key = f"{base_name}/{target}/{method}/{mode}/{ratio:g}/{metric}/{CELLS_VERSION}"
+        key += f"/steps{args.steps}" if settings else ""
         if "decoder_fraction" in settings:
             key += f"/df{args.decoder_fraction:g}"
         if metric.endswith(WHITENED):
@@ -158,11 +163,6 @@ def calibration_batches(words: dict, tokenizer, count: int) -> list[dict]:
     return list(DataLoader(G2PDataset(words["train"][:count], tokenizer), 256, collate_fn=collate))
 
 
-def weighted_error(report: dict, error: str) -> float:
-    """A per-group error over the coded matrices, each group weighted by its original numbers."""
-    return sum(g[error] * g["original_numbers"] for g in report["groups"]) / report["original_numbers"]
-
-
 def _summary(report: dict) -> dict:
     return {k: report[k] for k in ("ratio", "seconds", "original_numbers", "stored_numbers")}
 
@@ -180,10 +180,11 @@ def header(args: argparse.Namespace) -> str:
             + "` "
             "on the shipped teachers. Ratio: original numbers of the coded matrices "
             "over every number stored for them (autoencoder: latents, basis, MLP; SVD: both factors), each coder "
-            "at the largest size that fits the budget. Error: relative Frobenius error of the coded matrices. "
-            "Metric: what the coder minimised (`OfflineAEConfig.metric`: `rows` is the published setting, "
-            "`output` the library's default, docs/offline_ae.md); metric error: the relative error in that "
-            "metric (equal to the error for `rows`). The every-matrix setting runs in the first metric only "
+            "at the largest size that fits the budget. Error: relative Frobenius error of all coded matrices "
+            "together. Metric: what the coder minimised (`OfflineAEConfig.metric`: `rows` is the published "
+            "setting, `output` the library's default, docs/offline_ae.md); metric error: the relative error of "
+            "all coded matrices together, each in that metric on its own inputs (equal to the error for `rows`). "
+            "The every-matrix setting runs in the first metric only "
             f"(`{args.metrics[0]}`); `+inputs`: also weighted by each matrix's inputs on the first "
             f"{args.calibration_words} training words. PER/WER on the first {args.eval_words} {args.split} words. "
             "s: compression wall time (seconds) on this CPU. The autoencoder's settings (decoder_fraction, "

@@ -25,7 +25,7 @@ from .config import OfflineAEConfig
 from .layers import Group, autoencoder_shape, fit_autoencoder, fit_svd, svd_rank
 from .metric import Partner, find_partners
 from .modeling import CompressedModel
-from .whitening import fold_unwhitening, input_grams, whiten, whitening_factor
+from .whitening import fold_unwhitening, input_grams, member_maps, whiten, whitening_factor
 
 
 # ----------------------------------------------------------------------------- choosing targets
@@ -91,7 +91,13 @@ def _groups(
     return groups
 
 
-def _fit(group: Group, rows: torch.Tensor, config: OfflineAEConfig, progress: Any) -> None:
+def _fit(
+    group: Group,
+    rows: torch.Tensor,
+    config: OfflineAEConfig,
+    progress: Any,
+    blocks: list[tuple[int, torch.Tensor]] | None,
+) -> None:
     budget = math.floor(rows.numel() / config.ratio)
     if group.coder == "svd":
         group.rank = svd_rank(rows.shape[0], rows.shape[1], budget)
@@ -108,6 +114,7 @@ def _fit(group: Group, rows: torch.Tensor, config: OfflineAEConfig, progress: An
         config.loss,
         generator,
         progress,
+        blocks,
     )
 
 
@@ -154,24 +161,40 @@ def compress(
     with tqdm(total=total, desc=f"offline {config.method}", disable=not config.progress or total == 0) as progress:
         for group in groups:  # a coded partner is installed before the groups that read it
             coded = group.coded_rows(params.__getitem__)
-            factor = whitening_factor([grams[m] for m in group.members]) if grams.keys() >= set(group.members) else None
+            whitened = grams.keys() >= set(group.members)
+            own = [whitening_factor([grams[m]]) for m in group.members] if whitened else None
+            factor = whitening_factor([grams[m] for m in group.members]) if whitened else None
             fitted = coded if factor is None else whiten(coded, factor)
-            _fit(group, fitted, config, progress)
-            coded_error = ((group.decode() - fitted).norm() / fitted.norm()).item()
+            blocks = None
+            if own is not None and len(own) > 1:  # a joint group: each member in its own inputs' metric
+                blocks = [(shape[0], m) for shape, m in zip(group.shapes, member_maps(factor, own), strict=True)]
+            _fit(group, fitted, config, progress, blocks)
             if factor is not None:
                 fold_unwhitening(group.stored, factor)
             original = torch.cat([params[m].float() for m in group.members])
             rebuilt = group.rebuild(params.__getitem__)
-            quality.append(_quality(group, original, torch.cat(rebuilt), coded_error, factor is not None))
+            quality.append(_quality(group, original, torch.cat(rebuilt), coded, own))
             _install(work, group, rebuilt)
     report = _report(groups, quality, time.perf_counter() - started, config)
     return CompressedModel(model=work, config=config, groups=groups, report=report)
 
 
 def _quality(
-    group: Group, rows: torch.Tensor, rebuilt: torch.Tensor, coded_error: float, whitened: bool
+    group: Group, rows: torch.Tensor, rebuilt: torch.Tensor, coded: torch.Tensor, own: list[torch.Tensor] | None
 ) -> dict[str, Any]:
-    """Reconstruction of the rows themselves, and in the metric the group was coded in."""
+    """Reconstruction of the rows themselves, and in the metric the group was coded in: each member's
+    rows as its partner reads them (``coded``), on its own calibration inputs (``own`` factors) when
+    whitened. Squared norms go along so a report can pool its groups into one error."""
+    error = group.decode() - coded  # both in the output metric (the whitening is folded out of the codes)
+    counts = [shape[0] for shape in group.shapes]
+    factors = own or [None] * len(counts)
+    seen = [
+        (e, c) if f is None else (e.double() @ f, c.double() @ f)
+        for e, c, f in zip(error.split(counts), coded.split(counts), factors, strict=True)
+    ]
+    coded_error_sq = sum(e.pow(2).sum().item() for e, _ in seen)
+    coded_norm_sq = sum(c.pow(2).sum().item() for _, c in seen)
+    error_sq, norm_sq = (rebuilt - rows).pow(2).sum().item(), rows.pow(2).sum().item()
     return {
         "kind": group.kind,
         "members": len(group.members),
@@ -180,15 +203,19 @@ def _quality(
         "shared_numbers": group.shared_numbers,
         "ratio": round(group.original_numbers / group.stored_numbers, 4),
         "mean_cosine": round(nn.functional.cosine_similarity(rebuilt, rows, dim=1).mean().item(), 5),
-        "relative_error": round(((rebuilt - rows).norm() / rows.norm()).item(), 5),
-        "coded_relative_error": round(coded_error, 5),
-        "input_whitened": whitened,
+        "relative_error": round(math.sqrt(error_sq / norm_sq), 5),
+        "coded_relative_error": round(math.sqrt(coded_error_sq / coded_norm_sq), 5),
+        "input_whitened": own is not None,
+        "squared": {"error": error_sq, "norm": norm_sq, "coded_error": coded_error_sq, "coded_norm": coded_norm_sq},
     }
 
 
 def _report(groups: list[Group], quality: list[dict[str, Any]], seconds: float, config: OfflineAEConfig):
+    """Totals, and the groups' errors pooled: the relative error of all coded matrices together
+    (each in its coded metric), which compares coders whatever their grouping."""
     original_numbers = sum(g.original_numbers for g in groups)
     stored_numbers = sum(g.stored_numbers for g in groups)
+    total = {key: sum(q["squared"][key] for q in quality) for key in ("error", "norm", "coded_error", "coded_norm")}
     return {
         "method": config.method,
         "mode": config.mode,
@@ -197,6 +224,8 @@ def _report(groups: list[Group], quality: list[dict[str, Any]], seconds: float, 
         "original_numbers": original_numbers,
         "stored_numbers": stored_numbers,
         "ratio": round(original_numbers / stored_numbers, 4),
+        "relative_error": round(math.sqrt(total["error"] / total["norm"]), 5),
+        "coded_relative_error": round(math.sqrt(total["coded_error"] / total["coded_norm"]), 5),
         "seconds": round(seconds, 2),
-        "groups": quality,
+        "groups": [{k: v for k, v in q.items() if k != "squared"} for q in quality],
     }

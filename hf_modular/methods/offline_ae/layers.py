@@ -92,13 +92,24 @@ def fit_autoencoder(
     loss: str,
     generator: torch.Generator,
     progress: object = None,
+    blocks: list[tuple[int, torch.Tensor]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Fit latents and decoder to ``rows`` (full batch, Adam, cosine-decayed learning rate), from
-    the rank-``latent`` SVD, keeping the best iterate. Returns what is stored: ``latents`` and the
-    decoder's tensors."""
+    the rank-``latent`` SVD, keeping the best iterate. ``blocks`` (row count, columns x columns map),
+    when given, reads each block of rows through its own map in the loss: a joint group's members,
+    each in the metric of its own inputs. Returns what is stored: ``latents`` and the decoder's
+    tensors."""
     rows = rows.detach().float()
     scale = rows.pow(2).mean().sqrt().clamp_min(1e-30)  # fit unit-scale rows: one learning rate fits all
     units = rows / scale
+    counts, maps = ([count for count, _ in blocks], [m.float() for _, m in blocks]) if blocks else (None, None)
+
+    def seen(x: torch.Tensor) -> torch.Tensor:  # the rows as the loss reads them
+        if maps is None:
+            return x
+        return torch.cat([part @ m for part, m in zip(x.split(counts), maps, strict=True)])
+
+    target = seen(units)
     u, s, vh = torch.linalg.svd(units.double(), full_matrices=False)
     latents = nn.Parameter((u[:, :latent] * s[:latent]).float())
     spread = latents.detach().std(dim=0).clamp_min(1e-6)  # per-latent scale the MLP reads at unit size
@@ -116,7 +127,7 @@ def fit_autoencoder(
     best_loss, best = math.inf, None
     for step in range(steps + 1):
         optimizer.zero_grad()
-        error = reconstruction_loss(decoder(latents), units, loss)
+        error = reconstruction_loss(seen(decoder(latents)), target, loss)
         if error.item() < best_loss:  # keep the best iterate: never worse than where it started
             best_loss, best = error.item(), [p.detach().clone() for p in params]
         if step == steps:

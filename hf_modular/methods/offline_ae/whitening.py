@@ -75,8 +75,9 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 def whitening_factor(grams: list[torch.Tensor]) -> torch.Tensor:
-    """Lower-triangular ``L`` with ``L L^T = sum(grams) + ridge`` (float64): one factor for a group's
-    members (joint mode pools the layers' inputs, as the members share one decoder)."""
+    """Lower-triangular ``L`` with ``L L^T = sum(grams) + ridge`` (float64). Given a joint group's
+    members, the pooled factor its rows are coded in (one decoder, one space); ``member_maps`` then
+    lets the autoencoder's loss read each member in its own inputs' metric."""
     gram = sum(grams)
     size = gram.shape[0]
     ridge = RIDGE * gram.diagonal().mean().clamp_min(1e-30)
@@ -86,6 +87,15 @@ def whitening_factor(grams: list[torch.Tensor]) -> torch.Tensor:
 def whiten(rows: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """``rows L``: the rows in the output-error metric of their inputs."""
     return (rows.double() @ factor).to(rows.dtype)
+
+
+def member_maps(pooled: torch.Tensor, own: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``L_pool^-1 L_m`` per member: rows coded as ``W L_pool`` times this are ``W L_m``, the member's
+    output error on its own inputs. Layers' inputs differ (each layer's norm scales its channels), so
+    the pooled metric alone misweighs every member (docs/offline_ae.md, measured)."""
+    eye = torch.eye(pooled.shape[0], dtype=pooled.dtype)
+    inverse = torch.linalg.solve_triangular(pooled, eye, upper=False)
+    return [inverse @ factor for factor in own]
 
 
 def fold_unwhitening(stored: dict[str, torch.Tensor], factor: torch.Tensor) -> None:
