@@ -75,6 +75,16 @@ RECIPES = {
         "teacher_context_row_stride": 4,
     },
     "same+tc3s4": {"plan_sampling": "granularities", "teacher_context_weight": 3.0, "teacher_context_row_stride": 4},
+    # a stronger teacher-context term at the same cost: does it close the mixed plans' (1.5x) gap?
+    **{
+        f"same-lr3+tc{weight:g}s4-6x0.7": {
+            "plan_sampling": "granularities",
+            "module_lr_scales": {3: 0.7, 6: 0.7},
+            "teacher_context_weight": weight,
+            "teacher_context_row_stride": 4,
+        }
+        for weight in (6.0, 10.0)
+    },
 }
 UNIFORM = ("1.5x", "2x", "3x", "6x")
 MIXED = ("1.11x", "1.2x", "1.36x", "1.75x")  # size-first plans with teacher layers next to modules
