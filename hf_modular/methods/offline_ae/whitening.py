@@ -93,15 +93,19 @@ def member_maps(pooled: torch.Tensor, own: list[torch.Tensor]) -> list[torch.Ten
     """``L_pool^-1 L_m`` per member: rows coded as ``W L_pool`` times this are ``W L_m``, the member's
     output error on its own inputs. Layers' inputs differ (each layer's norm scales its channels), so
     the pooled metric alone misweighs every member (docs/offline_ae.md, measured)."""
-    eye = torch.eye(pooled.shape[0], dtype=pooled.dtype)
-    inverse = torch.linalg.solve_triangular(pooled, eye, upper=False)
+    inverse = _inverse(pooled)
     return [inverse @ factor for factor in own]
+
+
+def _inverse(factor: torch.Tensor) -> torch.Tensor:
+    """``L^-1`` of a lower-triangular factor."""
+    return torch.linalg.solve_triangular(factor, torch.eye(factor.shape[0], dtype=factor.dtype), upper=False)
 
 
 def fold_unwhitening(stored: dict[str, torch.Tensor], factor: torch.Tensor) -> None:
     """Make a coder that reproduces ``rows L`` reproduce ``rows``: its last linear map times ``L^-1``
     (in place; the stored shapes do not change)."""
-    inverse = torch.linalg.solve_triangular(factor, torch.eye(factor.shape[0], dtype=factor.dtype), upper=False)
+    inverse = _inverse(factor)
     if "basis" in stored:  # SVD: rows = coefficients @ basis
         stored["basis"] = (stored["basis"].double() @ inverse).float()
         return
