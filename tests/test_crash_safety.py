@@ -57,8 +57,12 @@ def test_sigkill_during_repeated_saves_never_loads_a_mix(tmp_path):
     rng = random.Random(0)
     path = tmp_path / "artifact"
     for _ in range(6):
+        # wait for THIS worker's first save: a marker left by the previous one would let the kill land
+        # before the new worker saved anything, and every later round would find the same damage
+        (tmp_path / "saved_version").unlink(missing_ok=True)
         process = subprocess.Popen([sys.executable, str(WORKER), "save", str(path)])
         while not (tmp_path / "saved_version").exists():
+            assert process.poll() is None, "the worker died before its first save"
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 1.0))
         process.send_signal(signal.SIGKILL)
@@ -71,7 +75,6 @@ def test_sigkill_during_repeated_saves_never_loads_a_mix(tmp_path):
         values = {float(p.detach().flatten()[0]) for p in loaded.parameters()}
         assert len(values) == 1, f"a mix of versions loaded: {values}"
         outcomes["intact"] += 1
-        (tmp_path / "saved_version").unlink()
     assert outcomes["intact"] >= 1, outcomes
     # a killed save leaves its staging folder until the next save of the same target removes it
     assert len(list(tmp_path.glob(".artifact.staging-*"))) <= 1
