@@ -157,34 +157,37 @@ def compress(
     partners = find_partners(work, selected) if config.metric == "output" else {}
     groups = _groups(selected, params, config, partners)
     total = config.steps * len(groups) if config.method == "autoencoder" else 0
-    quality = []
+    quality, squares = [], []
     with tqdm(total=total, desc=f"offline {config.method}", disable=not config.progress or total == 0) as progress:
         for group in groups:  # a coded partner is installed before the groups that read it
             coded = group.coded_rows(params.__getitem__)
-            whitened = grams.keys() >= set(group.members)
-            own = [whitening_factor([grams[m]]) for m in group.members] if whitened else None
-            factor = whitening_factor([grams[m] for m in group.members]) if whitened else None
+            own = factor = blocks = None
+            if grams.keys() >= set(group.members):
+                own = [whitening_factor([grams[m]]) for m in group.members]
+                factor = own[0]
+                if len(own) > 1:  # a joint group: one pooled space, each member read in its own inputs' metric
+                    factor = whitening_factor([grams[m] for m in group.members])
+                    blocks = [(shape[0], m) for shape, m in zip(group.shapes, member_maps(factor, own), strict=True)]
             fitted = coded if factor is None else whiten(coded, factor)
-            blocks = None
-            if own is not None and len(own) > 1:  # a joint group: each member in its own inputs' metric
-                blocks = [(shape[0], m) for shape, m in zip(group.shapes, member_maps(factor, own), strict=True)]
             _fit(group, fitted, config, progress, blocks)
             if factor is not None:
                 fold_unwhitening(group.stored, factor)
             original = torch.cat([params[m].float() for m in group.members])
             rebuilt = group.rebuild(params.__getitem__)
-            quality.append(_quality(group, original, torch.cat(rebuilt), coded, own))
+            group_quality, group_squares = _quality(group, original, torch.cat(rebuilt), coded, own)
+            quality.append(group_quality)
+            squares.append(group_squares)
             _install(work, group, rebuilt)
-    report = _report(groups, quality, time.perf_counter() - started, config)
+    report = _report(groups, quality, squares, time.perf_counter() - started, config)
     return CompressedModel(model=work, config=config, groups=groups, report=report)
 
 
 def _quality(
     group: Group, rows: torch.Tensor, rebuilt: torch.Tensor, coded: torch.Tensor, own: list[torch.Tensor] | None
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, float]]:
     """Reconstruction of the rows themselves, and in the metric the group was coded in: each member's
     rows as its partner reads them (``coded``), on its own calibration inputs (``own`` factors) when
-    whitened. Squared norms go along so a report can pool its groups into one error."""
+    whitened. Also the squared errors and norms, from which a report pools its groups into one error."""
     error = group.decode() - coded  # both in the output metric (the whitening is folded out of the codes)
     counts = [shape[0] for shape in group.shapes]
     factors = own or [None] * len(counts)
@@ -195,7 +198,7 @@ def _quality(
     coded_error_sq = sum(e.pow(2).sum().item() for e, _ in seen)
     coded_norm_sq = sum(c.pow(2).sum().item() for _, c in seen)
     error_sq, norm_sq = (rebuilt - rows).pow(2).sum().item(), rows.pow(2).sum().item()
-    return {
+    quality = {
         "kind": group.kind,
         "members": len(group.members),
         "original_numbers": group.original_numbers,
@@ -206,16 +209,22 @@ def _quality(
         "relative_error": round(math.sqrt(error_sq / norm_sq), 5),
         "coded_relative_error": round(math.sqrt(coded_error_sq / coded_norm_sq), 5),
         "input_whitened": own is not None,
-        "squared": {"error": error_sq, "norm": norm_sq, "coded_error": coded_error_sq, "coded_norm": coded_norm_sq},
     }
+    return quality, {"error": error_sq, "norm": norm_sq, "coded_error": coded_error_sq, "coded_norm": coded_norm_sq}
 
 
-def _report(groups: list[Group], quality: list[dict[str, Any]], seconds: float, config: OfflineAEConfig):
+def _report(
+    groups: list[Group],
+    quality: list[dict[str, Any]],
+    squares: list[dict[str, float]],
+    seconds: float,
+    config: OfflineAEConfig,
+):
     """Totals, and the groups' errors pooled: the relative error of all coded matrices together
     (each in its coded metric), which compares coders whatever their grouping."""
     original_numbers = sum(g.original_numbers for g in groups)
     stored_numbers = sum(g.stored_numbers for g in groups)
-    total = {key: sum(q["squared"][key] for q in quality) for key in ("error", "norm", "coded_error", "coded_norm")}
+    total = {key: sum(s[key] for s in squares) for key in ("error", "norm", "coded_error", "coded_norm")}
     return {
         "method": config.method,
         "mode": config.mode,
@@ -227,5 +236,5 @@ def _report(groups: list[Group], quality: list[dict[str, Any]], seconds: float, 
         "relative_error": round(math.sqrt(total["error"] / total["norm"]), 5),
         "coded_relative_error": round(math.sqrt(total["coded_error"] / total["coded_norm"]), 5),
         "seconds": round(seconds, 2),
-        "groups": [{k: v for k, v in q.items() if k != "squared"} for q in quality],
+        "groups": quality,
     }
