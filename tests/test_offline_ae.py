@@ -57,7 +57,13 @@ def test_save_load_gives_the_in_memory_model_and_counts_every_stored_number(fami
 def test_svd_matches_numpy_truncated_svd():
     teacher = tiny_teacher("bart")
     compressed = offline_ae.compress(
-        teacher, ratio=4, targets=["encoder.self_attention.q"], mode="per_matrix", method="svd", metric="rows"
+        teacher,
+        ratio=4,
+        targets=["encoder.self_attention.q"],
+        mode="per_matrix",
+        method="svd",
+        metric="rows",
+        calibration=None,
     )
     group = compressed.groups[0]
     weight = teacher.get_parameter(group.members[0]).detach().double().numpy()
@@ -85,7 +91,7 @@ def test_the_autoencoder_starts_as_truncated_svd_and_training_lowers_its_error()
     teacher = tiny_teacher("bart")
     name = "model.encoder.layers.0.self_attn.k_proj.weight"
     settings = {"ratio": 3, "targets": ["encoder.self_attention.k"], "mode": "per_matrix", "metric": "rows"}
-    settings["progress"] = False
+    settings |= {"progress": False, "calibration": None}
     start = offline_ae.compress(teacher, steps=0, **settings)
     group = start.groups[0]
     assert group.members == [name] and group.hidden >= 1
@@ -114,6 +120,7 @@ def _head_blocks(family: str, teacher, value: str) -> tuple[np.ndarray, list[np.
 def test_output_metric_svd_is_the_truncated_svd_in_what_the_output_projection_sees(family):
     teacher = tiny_teacher(family)
     settings = {"ratio": 4, "targets": ["encoder.self_attention.v"], "mode": "per_matrix", "method": "svd"}
+    settings["calibration"] = None  # the output metric alone
     output, rows = (offline_ae.compress(teacher, metric=m, **settings) for m in ("output", "rows"))
     group = output.groups[0]
     v, blocks = _head_blocks(family, teacher, group.members[0])
@@ -159,7 +166,7 @@ def test_input_whitened_svd_is_the_best_code_for_what_the_calibration_inputs_pro
     batches = [sample_inputs(family, batch=4, length=9, seed=s) for s in (2, 3)]
     settings = {"ratio": 4, "targets": ["encoder.self_attention.k"], "mode": "per_matrix", "method": "svd"}
     whitened = offline_ae.compress(teacher, metric=metric, calibration=batches, progress=False, **settings)
-    plain = offline_ae.compress(teacher, metric=metric, progress=False, **settings)
+    plain = offline_ae.compress(teacher, metric=metric, calibration=None, progress=False, **settings)
     group = whitened.groups[0]
     name = group.members[0]
     x = _inputs_of(teacher, name, batches)
@@ -240,6 +247,59 @@ def test_input_whitened_codes_save_and_load_exactly_without_calibration_data(met
     torch.testing.assert_close(_logits(loaded, inputs), _logits(compressed.model, inputs), rtol=0, atol=1e-6)
     assert not torch.allclose(_logits(compressed.model, inputs), _logits(teacher, inputs), atol=1e-3)  # it is coded
     assert compressed.config.input_whitening and compressed.config.decoder_fraction == 0.2  # the whitened default
+
+
+def test_random_token_batches_are_well_formed_model_inputs(family):
+    teacher = tiny_teacher(family)
+    config = teacher.config
+    batches = offline_ae.random_token_batches(teacher, sequences=300, length=7, batch_size=128, seed=4)
+    assert [b["input_ids"].shape for b in batches] == [(128, 7), (128, 7), (44, 7)]
+    inputs = torch.cat([b["input_ids"] for b in batches])
+    decoder = torch.cat([b["decoder_input_ids"] for b in batches])
+    assert (inputs[:, -1] == config.eos_token_id).all() and (decoder[:, 0] == config.decoder_start_token_id).all()
+    body = torch.cat([inputs[:, :-1], decoder[:, 1:]])
+    specials = {
+        config.pad_token_id,
+        config.eos_token_id,
+        getattr(config, "bos_token_id", None),
+        config.decoder_start_token_id,
+    }
+    assert body.min() >= 0 and body.max() < config.vocab_size and not set(body.unique().tolist()) & specials
+    assert len(body.unique()) == config.vocab_size - len(specials - {None})  # every other id is drawn
+    again = offline_ae.random_token_batches(teacher, sequences=300, length=7, batch_size=128, seed=4)
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(batches, again, strict=True))
+    with torch.no_grad():
+        assert teacher(**batches[-1]).logits.shape == (44, 7, config.vocab_size)
+
+
+def test_the_default_calibration_is_whitening_on_random_token_batches(tmp_path):
+    """calibration="random" (the default) needs no data: it is exactly
+    calibration=random_token_batches(model, seed=seed); calibration=None codes the weights alone."""
+    teacher = tiny_teacher("bart")
+    settings = {"ratio": 3, "targets": ["k", "v"], **FAST}
+    given = offline_ae.compress(
+        teacher, calibration=offline_ae.random_token_batches(teacher, seed=1), seed=1, **settings
+    )
+    compressed = offline_ae.compress(teacher, seed=1, **settings)
+    inputs = sample_inputs("bart", seed=5)
+    assert torch.equal(_logits(compressed.model, inputs), _logits(given.model, inputs))
+    assert compressed.report["calibration"] == "random tokens (1024 x 10, seed 1)"
+    assert given.report["calibration"] == "batches" and compressed.config.input_whitening
+    unwhitened = offline_ae.compress(teacher, calibration=None, seed=1, **settings)
+    assert unwhitened.report["calibration"] is None and unwhitened.config.decoder_fraction == 0.45
+    assert not torch.allclose(_logits(unwhitened.model, inputs), _logits(compressed.model, inputs), atol=1e-4)
+    compressed.save_pretrained(tmp_path / "c")
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "c")
+    torch.testing.assert_close(_logits(loaded, inputs), _logits(compressed.model, inputs), rtol=0, atol=1e-6)
+
+
+def test_random_calibration_needs_the_config_to_name_eos_and_the_decoder_start():
+    teacher = tiny_teacher("t5")
+    teacher.config.eos_token_id = None
+    with pytest.raises(DataError, match=r"calibration='random' needs eos_token_id.*eos=None"):
+        offline_ae.compress(teacher, method="svd", calibration="random", progress=False)
+    with pytest.raises(ConfigError, match=r"calibration='noise': give batches of model inputs, 'random' or None"):
+        offline_ae.compress(tiny_teacher("t5"), method="svd", calibration="noise", progress=False)
 
 
 def test_empty_calibration_is_a_data_error():

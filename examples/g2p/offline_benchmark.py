@@ -10,7 +10,8 @@ number stored for them: latents and the whole decoder, or the SVD factors):
   artifact benchmark.py trained, when --artifact-root or runs/g2p/bench/full/<family> has one).
 Each coder minimises the row error (`--metrics rows`, the published coders) or the error its reader
 sees (`output`, the library's default); `+inputs` (`output+inputs`, `rows+inputs`) also weighs each
-matrix by its inputs on --calibration-words training words (input whitening, no stored number). The
+matrix by its inputs on --calibration-words training words (input whitening, no stored number),
+`+random` by its inputs on random token sequences (no data at all). The
 published setting runs every metric given, the every-matrix setting the first. `--split dev` scores
 dev words instead, prints the tables and writes nothing (for tuning; the page shows test words).
 Reports PER/WER on held-out test words, the relative reconstruction error
@@ -37,6 +38,7 @@ CODERS = (("autoencoder", "joint"), ("autoencoder", "per_matrix"), ("svd", "join
 TYPES = {"k": "keys", "v": "values", "q": "queries", "ffn_in": "FFN input"}
 TARGET_TYPES, TARGET_RATIOS = ("k", "v"), (4.0, 10.0)  # where the autoencoder must match SVD
 WHITENED = "+inputs"  # a metric with this suffix also codes in the error on calibration inputs
+RANDOM = "+random"  # ... on random token sequences instead (calibration="random": no data)
 # in every cell key: cells of an older coder or error definition are measured again, not rendered.
 # v2 (2026-12-06): a whitened joint autoencoder fits each layer in its own inputs' metric; errors pool
 # all coded matrices (the report's own), where v1 averaged the groups' errors
@@ -80,7 +82,7 @@ def main() -> None:
     torch.set_num_threads(max(1, min(args.threads, os.cpu_count() or 1)))
     ratios = [float(r) for r in args.ratios.split(",")]
     args.metrics = args.metrics.split(",")
-    allowed = [*METRICS, *(m + WHITENED for m in METRICS)]
+    allowed = [*METRICS, *(m + suffix for m in METRICS for suffix in (WHITENED, RANDOM))]
     if not set(args.metrics) <= set(allowed):
         parser.error(f"--metrics {','.join(args.metrics)!r}: allowed a comma-separated list of {allowed}")
     args.types = args.types.split(",")
@@ -117,8 +119,8 @@ def run_family(family: str, ratios: list[float], args: argparse.Namespace) -> st
                 targets=target.split(","),
                 mode=mode,
                 method=method,
-                metric=metric.removesuffix(WHITENED),
-                calibration=calibration if metric.endswith(WHITENED) else None,
+                metric=metric.removesuffix(WHITENED).removesuffix(RANDOM),
+                calibration=calibration if metric.endswith(WHITENED) else "random" if metric.endswith(RANDOM) else None,
                 **settings,
             )
             errors = {name: result.report[name] for name in ("relative_error", "coded_relative_error")}
@@ -186,7 +188,9 @@ def header(args: argparse.Namespace) -> str:
             "all coded matrices together, each in that metric on its own inputs (equal to the error for `rows`). "
             "The every-matrix setting runs in the first metric only "
             f"(`{args.metrics[0]}`); `+inputs`: also weighted by each matrix's inputs on the first "
-            f"{args.calibration_words} training words. PER/WER on the first {args.eval_words} {args.split} words. "
+            f"{args.calibration_words} training words; `+random`: by each matrix's inputs on 1,024 random token "
+            'sequences of 10 tokens (`calibration="random"`, no data). '
+            f"PER/WER on the first {args.eval_words} {args.split} words. "
             "s: compression wall time (seconds) on this CPU. The autoencoder's settings (decoder_fraction, "
             "learning rate, loss) and the metric were tuned on dev words (docs/offline_ae.md).",
             "",

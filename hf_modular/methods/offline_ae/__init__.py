@@ -16,6 +16,7 @@ _EXPORTS = {
     "OfflineAEConfig": ".config",
     "compress": ".compressor",
     "load_compressed": ".modeling",
+    "random_token_batches": ".whitening",
     "select_targets": ".compressor",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

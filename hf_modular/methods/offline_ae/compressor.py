@@ -25,7 +25,17 @@ from .config import OfflineAEConfig
 from .layers import Group, autoencoder_shape, fit_autoencoder, fit_svd, svd_rank
 from .metric import Partner, find_partners
 from .modeling import CompressedModel
-from .whitening import fold_unwhitening, input_grams, member_maps, whiten, whitening_factor
+from .whitening import (
+    RANDOM_LENGTH,
+    RANDOM_SEQUENCES,
+    RANDOM_TOKENS,
+    fold_unwhitening,
+    input_grams,
+    member_maps,
+    random_token_batches,
+    whiten,
+    whitening_factor,
+)
 
 
 # ----------------------------------------------------------------------------- choosing targets
@@ -131,7 +141,7 @@ def compress(
     targets: str | list[str] | tuple[str, ...] = ("attention", "ffn"),
     mode: str = "joint",
     method: str = "autoencoder",
-    calibration: Iterable[Mapping[str, Any]] | None = None,
+    calibration: Iterable[Mapping[str, Any]] | str | None = RANDOM_TOKENS,
     **settings: Any,
 ) -> CompressedModel:
     """Compress ``model``'s targeted weight matrices at ``ratio`` (original / stored numbers).
@@ -139,11 +149,15 @@ def compress(
     ``method="autoencoder"`` (default) or ``"svd"`` (the baseline, at the same storage);
     ``mode="joint"`` (one coder per matrix kind across layers) or ``"per_matrix"``;
     ``metric="output"`` (default: each matrix coded as the matrix reading it sees it) or ``"rows"``.
-    ``calibration``: batches of model inputs (e.g. a few collated training batches); when given, each
-    matrix is also coded in the error its output makes on those inputs (input whitening,
-    ``whitening.py``), at no extra stored number. Other settings: see ``OfflineAEConfig``.
+    ``calibration``: what each matrix's inputs are measured on, so that it is coded in the error its
+    output makes on them (input whitening, ``whitening.py``; no extra stored number): ``"random"``
+    (default: random token sequences, ``random_token_batches``; needs no data), batches of model inputs
+    (e.g. a few collated training batches), or None (code the weights alone). Other settings: see
+    ``OfflineAEConfig``.
     ``model`` is not modified; no model training happens.
     """
+    if isinstance(calibration, str) and calibration != RANDOM_TOKENS:
+        raise ConfigError(f"calibration={calibration!r}: give batches of model inputs, {RANDOM_TOKENS!r} or None")
     if "input_whitening" in settings:
         raise ConfigError("input_whitening follows calibration: pass calibration=batches to weigh matrices by inputs")
     config = OfflineAEConfig(
@@ -152,6 +166,10 @@ def compress(
     started = time.perf_counter()
     work = copy.deepcopy(model).eval()
     selected = select_targets(work, config.targets)
+    source = None if calibration is None else "batches"
+    if calibration == RANDOM_TOKENS:
+        source = f"random tokens ({RANDOM_SEQUENCES} x {RANDOM_LENGTH}, seed {config.seed})"
+        calibration = random_token_batches(work, seed=config.seed)
     grams = input_grams(work, selected, calibration) if calibration is not None else {}
     params = {n: p.detach() for n, p in work.named_parameters()}  # each group reads its rows before installing
     partners = find_partners(work, selected) if config.metric == "output" else {}
@@ -178,7 +196,7 @@ def compress(
             quality.append(group_quality)
             squares.append(group_squares)
             _install(work, group, rebuilt)
-    report = _report(groups, quality, squares, time.perf_counter() - started, config)
+    report = _report(groups, quality, squares, time.perf_counter() - started, config, source)
     return CompressedModel(model=work, config=config, groups=groups, report=report)
 
 
@@ -219,15 +237,18 @@ def _report(
     squares: list[dict[str, float]],
     seconds: float,
     config: OfflineAEConfig,
+    calibration: str | None,
 ):
     """Totals, and the groups' errors pooled: the relative error of all coded matrices together
-    (each in its coded metric), which compares coders whatever their grouping."""
+    (each in its coded metric), which compares coders whatever their grouping. ``calibration``: what
+    the input whitening measured (given batches, random tokens), or None."""
     original_numbers = sum(g.original_numbers for g in groups)
     stored_numbers = sum(g.stored_numbers for g in groups)
     total = {key: sum(s[key] for s in squares) for key in ("error", "norm", "coded_error", "coded_norm")}
     return {
         "method": config.method,
         "mode": config.mode,
+        "calibration": calibration,
         "requested_ratio": config.ratio,
         "targets": list(config.targets),
         "original_numbers": original_numbers,

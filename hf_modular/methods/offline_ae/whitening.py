@@ -9,6 +9,11 @@ into the last linear map of each coder (the SVD basis, the autoencoder's basis, 
 output), so nothing extra is stored and a compressed folder loads without calibration data.
 Applied on the input side, it composes with the output metric (``metric.py``), which acts on the
 rows: a group fits ``R W L``.
+
+Without data, ``random_token_batches`` stands in: sequences of token ids drawn uniformly from the
+model's vocabulary. What the Gram mostly records is the model's own channel structure (every norm's
+scales, the directions its layers write), which random tokens excite as well; on G2P dev words it gave
+the T5 teacher's keys and values the gains of real calibration words (docs/offline_ae.md).
 """
 
 from __future__ import annotations
@@ -23,6 +28,41 @@ from torch import nn
 from ...errors import DataError
 
 RIDGE = 1e-3  # of the Gram's mean diagonal: directions no calibration input reached still cost a little
+RANDOM_TOKENS = "random"  # compress(..., calibration=RANDOM_TOKENS): data-free input statistics
+RANDOM_SEQUENCES, RANDOM_LENGTH, RANDOM_BATCH = 1024, 10, 256  # chosen on G2P dev words (docs/offline_ae.md)
+
+
+def random_token_batches(
+    model: nn.Module,
+    sequences: int = RANDOM_SEQUENCES,
+    length: int = RANDOM_LENGTH,
+    batch_size: int = RANDOM_BATCH,
+    seed: int = 0,
+) -> list[dict[str, torch.Tensor]]:
+    """Encoder-decoder inputs of uniformly random token ids: ``sequences`` rows of ``length`` tokens
+    (the encoder side ends with EOS, the decoder side starts with the decoder start token), every
+    token drawn from the vocabulary without the special ids the config names. Needs no data."""
+    config = model.config
+    ids = {key: getattr(config, key, None) for key in ("pad_token_id", "eos_token_id", "bos_token_id")}
+    ids = {key: value[0] if isinstance(value, (list, tuple)) else value for key, value in ids.items()}
+    eos = ids["eos_token_id"]
+    start = config.decoder_start_token_id if config.decoder_start_token_id is not None else ids["pad_token_id"]
+    if start is None or eos is None:
+        raise DataError(
+            f"calibration={RANDOM_TOKENS!r} needs eos_token_id and decoder_start_token_id (or pad_token_id) in "
+            f"{type(config).__name__}; got eos={eos!r}, start={start!r}: give calibration batches instead"
+        )
+    specials = {*ids.values(), start}
+    allowed = torch.tensor([i for i in range(config.vocab_size) if i not in specials])
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for first in range(0, sequences, batch_size):
+        rows = min(batch_size, sequences - first)
+        draw = allowed[torch.randint(len(allowed), (rows, 2 * (length - 1)), generator=generator)]
+        inputs = torch.cat([draw[:, : length - 1], torch.full((rows, 1), eos)], dim=1)
+        decoder = torch.cat([torch.full((rows, 1), start), draw[:, length - 1 :]], dim=1)
+        batches.append({"input_ids": inputs, "attention_mask": torch.ones_like(inputs), "decoder_input_ids": decoder})
+    return batches
 
 
 @torch.no_grad()
