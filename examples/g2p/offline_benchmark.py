@@ -9,11 +9,12 @@ number stored for them: latents and the whole decoder, or the SVD factors):
 - every attention and FFN matrix at once, of the teacher and of its modular 3x assembly (the
   artifact benchmark.py trained, when --artifact-root or runs/g2p/bench/full/<family> has one).
 Each coder minimises the row error (`--metrics rows`, the published coders) or the error its reader
-sees (`output`, the library's default); `+inputs` (`output+inputs`, `rows+inputs`) also weighs each
+sees (`output`, the library's metric); `+inputs` (`output+inputs`, `rows+inputs`) also weighs each
 matrix by its inputs on --calibration-words training words (input whitening, no stored number),
-`+random` by its inputs on random token sequences (no data at all). The
-published setting runs every metric given, the every-matrix setting the first. `--split dev` scores
-dev words instead, prints the tables and writes nothing (for tuning; the page shows test words).
+`+random` by its inputs on random token sequences (no data at all; `output+random` is the library's
+default). The published setting runs every metric given, the every-matrix setting the first. `--split
+dev` scores dev words instead, prints the tables and writes nothing (for tuning; the page shows test
+words).
 Reports PER/WER on held-out test words, the relative reconstruction error
 and the compression wall time, as the "offline" section of docs/benchmarks.md (or --section), with the issue's
 targets checked. Every cell is cached in --runs, so an interrupted run continues where it stopped.
@@ -184,8 +185,9 @@ def header(args: argparse.Namespace) -> str:
             "over every number stored for them (autoencoder: latents, basis, MLP; SVD: both factors), each coder "
             "at the largest size that fits the budget. Error: relative Frobenius error of all coded matrices "
             "together. Metric: what the coder minimised (`OfflineAEConfig.metric`: `rows` is the published "
-            "setting, `output` the library's default, docs/offline_ae.md); metric error: the relative error of "
-            "all coded matrices together, each in that metric on its own inputs (equal to the error for `rows`). "
+            "setting, `output` the library's, by default with `+random`, docs/offline_ae.md); metric error: "
+            "the relative error of all coded matrices together, each in that metric on its own inputs (equal to "
+            "the error for `rows`). "
             "The every-matrix setting runs in the first metric only "
             f"(`{args.metrics[0]}`); `+inputs`: also weighted by each matrix's inputs on the first "
             f"{args.calibration_words} training words; `+random`: by each matrix's inputs on 1,024 random token "
