@@ -298,6 +298,8 @@ def test_random_calibration_needs_the_config_to_name_eos_and_the_decoder_start()
     teacher.config.eos_token_id = None
     with pytest.raises(DataError, match=r"calibration='random' needs eos_token_id.*eos=None"):
         offline_ae.compress(teacher, method="svd", calibration="random", progress=False)
+    with pytest.raises(ConfigError, match=r"length=1, batch_size=256\): need sequences >= 1, length >= 2"):
+        offline_ae.random_token_batches(teacher, length=1)
     with pytest.raises(ConfigError, match=r"calibration='noise': give batches of model inputs, 'random' or None"):
         offline_ae.compress(tiny_teacher("t5"), method="svd", calibration="noise", progress=False)
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...errors import DataError
+from ...errors import ConfigError, DataError
 
 RIDGE = 1e-3  # of the Gram's mean diagonal: directions no calibration input reached still cost a little
 RANDOM_TOKENS = "random"  # compress(..., calibration=RANDOM_TOKENS): data-free input statistics
@@ -42,11 +42,17 @@ def random_token_batches(
     """Encoder-decoder inputs of uniformly random token ids: ``sequences`` rows of ``length`` tokens
     (the encoder side ends with EOS, the decoder side starts with the decoder start token), every
     token drawn from the vocabulary without the special ids the config names. Needs no data."""
+    if not (sequences >= 1 and length >= 2 and batch_size >= 1):
+        raise ConfigError(
+            f"random_token_batches(sequences={sequences!r}, length={length!r}, batch_size={batch_size!r}): "
+            "need sequences >= 1, length >= 2 (EOS or the decoder start plus a token), batch_size >= 1"
+        )
     config = model.config
     ids = {key: getattr(config, key, None) for key in ("pad_token_id", "eos_token_id", "bos_token_id")}
     ids = {key: value[0] if isinstance(value, (list, tuple)) else value for key, value in ids.items()}
     eos = ids["eos_token_id"]
-    start = config.decoder_start_token_id if config.decoder_start_token_id is not None else ids["pad_token_id"]
+    start = getattr(config, "decoder_start_token_id", None)
+    start = ids["pad_token_id"] if start is None else start
     if start is None or eos is None:
         raise DataError(
             f"calibration={RANDOM_TOKENS!r} needs eos_token_id and decoder_start_token_id (or pad_token_id) in "
