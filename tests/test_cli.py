@@ -173,6 +173,12 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         (["assemble", "{artifact}", "2x", "-o", "{artifact}"], "refusing to write"),
         (["assemble", "{artifact}", "{{not json", "-o", "{out}"], "not valid JSON"),
         (["assemble", "{artifact}", "2x", "-o", "{out}", "--strategy", "fastest"], "'fastest'"),
+        (["offline", str(TEACHER), "-o", "{out}", "--calibration", "noise"], "--calibration 'noise': allowed"),
+        (["offline", str(TEACHER), "-o", "{out}", "--ratio", "0.1"], "ratio=0.1"),
+        (["offline", str(TEACHER), "-o", "{out}", "--method", "pca"], "method='pca'"),
+        (["offline", str(TEACHER), "-o", "{out}", "--targets", "banana"], "target 'banana' selects no weight matrix"),
+        (["offline", "no/such/model", "-o", "{out}"], "neither an existing folder nor"),
+        (["offline", str(TEACHER), "-o", str(TEACHER)], "refusing to write"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(args, message, artifact, g2p_files, tmp_path):
@@ -201,6 +207,27 @@ def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(args, message
     assert message in " ".join(result.output.split()), result.output
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in TEACHER.iterdir()) == before  # the teacher folder is untouched
+
+
+def test_offline_writes_what_the_api_codes_and_the_folder_loads_with_its_tokenizer(tmp_path):
+    from hf_modular.methods import offline_ae
+
+    out = tmp_path / "offline"
+    args = ["offline", str(TEACHER), "-o", str(out), "--targets", "k,v", "--method", "svd", "--ratio", "4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "ratio 4.0" in result.output and "saved" in result.output
+    teacher = AutoModelForSeq2SeqLM.from_pretrained(TEACHER)
+    expected = offline_ae.compress(teacher, ratio=4, targets=["k", "v"], method="svd", progress=False)  # random
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(out)
+    assert type(loaded) is type(teacher)
+    for name, param in expected.model.named_parameters():  # T5's FFN output stays float32 in the fp16 teacher
+        assert torch.equal(loaded.get_parameter(name), param) and loaded.get_parameter(name).dtype == param.dtype
+    assert not torch.equal(
+        loaded.get_parameter(next(iter(expected.groups)).members[0]),
+        teacher.get_parameter(next(iter(expected.groups)).members[0]),
+    )
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(TEACHER).get_vocab()
 
 
 def test_the_console_script_is_installed():

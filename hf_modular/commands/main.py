@@ -9,6 +9,7 @@ from .assemble import assemble
 from .compress import compress
 from .evaluate import evaluate
 from .export_onnx import export_onnx
+from .offline import offline
 from .push import push
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.command("assemble")(assemble)
 app.command("eval")(evaluate)
 app.command("push")(push)
 app.command("export-onnx")(export_onnx)
+app.command("offline")(offline)
 
 
 def _version(value: bool) -> None:

@@ -151,7 +151,10 @@ def load_compressed(
         raise CheckpointError(f"{folder}: no weights for {sorted(missing)[:5]}")
     with torch.no_grad():
         for name, value in state.items():
-            expected[name].copy_(value.to(expected[name].dtype))
+            if expected[name].dtype == value.dtype:
+                expected[name].copy_(value)
+            else:  # e.g. T5's FFN output kept in float32 in a float16 model: the tensor keeps its saved dtype
+                expected[name].data = value
     generation = folder / "generation_config.json"
     if generation.is_file():
         from transformers import GenerationConfig
