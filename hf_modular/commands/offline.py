@@ -53,7 +53,10 @@ def offline(
     if output.exists() and not output.is_dir():
         raise fail(f"--output {str(output)!r} is an existing file, not a folder")
     check_output_path(output, {"the model": model})
-    loaded = AutoModelForSeq2SeqLM.from_pretrained(model).eval()
+    try:
+        loaded = AutoModelForSeq2SeqLM.from_pretrained(model).eval()
+    except ValueError as error:  # transformers: a folder without a model config, an unknown model type
+        raise fail(f"{model} is not a T5/BART checkpoint: {str(error).splitlines()[0]}") from error
     compressed = offline_ae.compress(
         loaded, **settings, calibration=None if calibration == "none" else calibration, steps=steps, seed=seed
     )
