@@ -178,7 +178,7 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         (["offline", str(TEACHER), "-o", "{out}", "--method", "pca"], "method='pca'"),
         (["offline", str(TEACHER), "-o", "{out}", "--targets", "banana"], "target 'banana' selects no weight matrix"),
         (["offline", "no/such/model", "-o", "{out}"], "neither an existing folder nor"),
-        (["offline", "{tmp}", "-o", "{out}"], "is not a T5/BART checkpoint"),
+        (["offline", str(TEACHER.parent), "-o", "{out}"], "is not a T5/BART checkpoint"),
         (["offline", str(TEACHER), "-o", str(TEACHER)], "refusing to write"),
     ],
 )
