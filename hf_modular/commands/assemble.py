@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import console, fail, load_artifact, load_tokenizer, with_clear_errors
+from .common import console, fail, load_artifact, load_tokenizer, output_folder, with_clear_errors
 
 
 @with_clear_errors
@@ -23,7 +23,6 @@ def assemble(
     ] = None,
 ) -> None:
     """Build one size from the artifact and export it as a stock T5/BART checkpoint."""
-    from ..atomic_save import check_output_path
     from ..methods.modular.assembly import check_strategy
 
     spec: object = ratio
@@ -34,9 +33,7 @@ def assemble(
             raise fail(f"plan {ratio!r} is not valid JSON: {error.msg} at character {error.pos}") from error
     if strategy is not None:
         check_strategy(strategy)
-    if output.exists() and not output.is_dir():
-        raise fail(f"--output {str(output)!r} is an existing file, not a folder")
-    check_output_path(output, {"the artifact": artifact})
+    output_folder(output, "--output", {"the artifact": artifact})
     model = load_artifact(artifact)
     model.assemble(spec, strategy=strategy)  # a bad spec fails here, before anything is written
     model.export_assembled(output)

@@ -59,6 +59,23 @@ def existing_path(path: Path, what: str) -> Path:
     return path
 
 
+def model_source(path: str, what: str) -> str:
+    """``path`` when it is an existing folder or a Hub repo id ('org/name'), else exit 2 naming it."""
+    if not Path(path).exists() and hub_id(path) is None:
+        raise fail(f"{what} {path!r} is neither an existing folder nor a Hub repo id ('org/name')")
+    return path
+
+
+def output_folder(path: Path, what: str, inputs: dict[str, object]) -> Path:
+    """``path`` as a folder to write, refused (exit 2) when it is an existing file or is, contains or
+    lies inside one of ``inputs`` (``check_output_path``)."""
+    from ..atomic_save import check_output_path
+
+    if path.exists() and not path.is_dir():
+        raise fail(f"{what} {str(path)!r} is an existing file, not a folder")
+    return check_output_path(path, inputs)
+
+
 def split_list(value: str | None) -> list[str] | None:
     """'2x,3x' -> ['2x', '3x']; None stays None (meaning: the default)."""
     if value is None:
@@ -88,8 +105,7 @@ def load_artifact(path: str, assemble: str | None = None, revision: str | None =
     """A modular artifact from a folder or Hub id, optionally built sparse at one ratio."""
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
 
-    if not Path(path).exists() and hub_id(path) is None:
-        raise fail(f"artifact {path!r} is neither an existing folder nor a Hub repo id")
+    model_source(path, "artifact")
     config = AutoConfig.from_pretrained(path, revision=revision)
     if config.model_type not in {m.model_type for m in get_method("modular").models.values()}:
         raise fail(

@@ -18,8 +18,16 @@ from typing import Annotated
 
 import typer
 
-from ..methods.modular.model_card import hub_id
-from .common import console, existing_path, fail, load_tokenizer, split_list, with_clear_errors
+from .common import (
+    console,
+    existing_path,
+    fail,
+    load_tokenizer,
+    model_source,
+    output_folder,
+    split_list,
+    with_clear_errors,
+)
 from .text_data import load_pairs, seq2seq_collator, tokenize_pairs
 
 RUN_FILE = "hf_modular_run.json"  # in the checkpoint folder: what the run was started with
@@ -98,20 +106,16 @@ def compress(
     import torch
     from transformers import AutoConfig
 
-    from ..atomic_save import check_output_path
     from ..registry import get_method
     from ..training import CompressionTrainer, CompressionTrainingArguments, TimeBudget, last_complete_checkpoint
 
     # ---- everything is validated before any work starts
-    if not Path(teacher).exists() and hub_id(teacher) is None:
-        raise fail(f"teacher {teacher!r} is neither an existing folder nor a Hub repo id ('org/name')")
+    model_source(teacher, "teacher")
     budget = _seconds(max_time) if max_time else None
     run_dir = checkpoints or output.with_name(output.name + "-checkpoints")
     inputs = {"the teacher": teacher, "the training data": train, "the eval data": eval_data}
     for path, what in ((output, "--output"), (run_dir, "--checkpoints")):
-        if path.exists() and not path.is_dir():
-            raise fail(f"{what} {str(path)!r} is an existing file, not a folder")
-        check_output_path(path, inputs)
+        output_folder(path, what, inputs)
     pairs = load_pairs(existing_path(train, "training file"), source, target)
     held_out = load_pairs(existing_path(eval_data, "eval file"), source, target) if eval_data else None
     model_type = AutoConfig.from_pretrained(teacher).model_type

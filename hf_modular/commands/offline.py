@@ -13,8 +13,7 @@ from typing import Annotated
 
 import typer
 
-from ..methods.modular.model_card import hub_id
-from .common import console, fail, load_tokenizer, split_list, with_clear_errors
+from .common import console, fail, load_tokenizer, model_source, output_folder, split_list, with_clear_errors
 
 CALIBRATIONS = ("random", "none")
 
@@ -41,18 +40,14 @@ def offline(
     """Compress a trained model's weight matrices without fine-tuning (autoencoder, or SVD)."""
     from transformers import AutoModelForSeq2SeqLM
 
-    from ..atomic_save import check_output_path
     from ..methods import offline_ae
 
     if calibration not in CALIBRATIONS:
         raise fail(f"--calibration {calibration!r}: allowed {list(CALIBRATIONS)}")
     settings = {"ratio": ratio, "targets": tuple(split_list(targets)), "mode": mode, "method": method}
     offline_ae.OfflineAEConfig(**settings, steps=steps, seed=seed)  # a bad setting fails before loading
-    if not Path(model).exists() and hub_id(model) is None:
-        raise fail(f"model {model!r} is neither an existing folder nor a Hub repo id")
-    if output.exists() and not output.is_dir():
-        raise fail(f"--output {str(output)!r} is an existing file, not a folder")
-    check_output_path(output, {"the model": model})
+    model_source(model, "model")
+    output_folder(output, "--output", {"the model": model})
     try:
         loaded = AutoModelForSeq2SeqLM.from_pretrained(model).eval()
     except ValueError as error:  # transformers: a folder without a model config, an unknown model type
