@@ -136,6 +136,8 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--plan-sampling", "sandwich"], "'sandwich'"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--module-lr-scales", "6=0.5"], "'6=0.5'"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--module-lr-scales", "6:-1"], "6: -1.0"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--plan-row-strides", "2:x"], "'2:x'"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--plan-row-strides", "2:0"], "2: 0 is not"),
         (
             [
                 "compress",
@@ -241,11 +243,13 @@ def test_the_console_script_is_installed():
 def test_compress_with_eval_measures_the_front_and_records_the_run(g2p_files, tmp_path):
     out = tmp_path / "art"
     args = ["compress", TEACHER, "--train", g2p_files["train"], "--eval", g2p_files["dev"], "-o", out]
-    recipe = ["--module-lr-scales", "6:0.5", "--teacher-context-weight", "1", "--teacher-context-row-stride", "2"]
+    recipe = ["--plan-row-strides", "2:2", "--module-lr-scales", "6:0.5", "--teacher-context-weight", "1"]
+    recipe += ["--teacher-context-row-stride", "2"]
     result = _invoke(*args, *recipe, "--steps", "2", "--batch-size", "8", "--gradient-accumulation-steps", "2")
     assert result.exit_code == 0, result.output
     identity = json.loads((tmp_path / "art-checkpoints" / "hf_modular_run.json").read_text())
     assert identity["teacher_context_row_stride"] == 2 and identity["module_lr_scales"] == {"6": 0.5}
+    assert identity["plan_row_strides"] == {"2": 2}
     config = json.loads((out / "config.json").read_text())
     assert len(config["plan_scores"]["plans"]) == 195  # every plan of the 6+6 teacher but its own
     record = json.loads((out / "hf_modular_training.json").read_text())

@@ -47,7 +47,8 @@ LAUNCHERS = {
 # mixed plans, all in one forward call per micro-batch (several forwards per backward would
 # mis-synchronise DDP's gradients), and the teacher-context term, whose module runs come from the
 # teacher forward outside DDP's forward (correct because they use only modules that forward reached),
-# on every 2nd row (each rank's 4 rows hold rows 0 and 2 of its share: the global batch's even rows).
+# on every 2nd row (each rank's 4 rows hold rows 0 and 2 of its share: the global batch's even rows),
+# and the plans with 2-layer modules on those rows too (plan_row_strides).
 MULTI_PLAN = {
     "plan_sampling": "granularities",
     "granularity_pairing": "rotate",
@@ -56,6 +57,7 @@ MULTI_PLAN = {
     "teacher_context_row_stride": 2,
     "learning_rate": 0.02,
     "module_lr_scales": {"2": 0.5},  # per-size optimizer groups (JSON keys, as the worker reads them)
+    "plan_row_strides": {"2": 2},  # plans with 2-layer modules on the even rows, as the term above
 }
 
 

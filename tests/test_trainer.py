@@ -231,6 +231,10 @@ def test_evaluation_uses_the_active_plan(family, tmp_path):
         ({"module_lr_scales": {2: 0.0}}, r"entry 2: 0.0 is not allowed"),
         ({"module_lr_scales": {2: True}}, r"entry 2: True is not allowed"),
         ({"module_lr_scales": [2, 0.5]}, r"module_lr_scales=\[2, 0.5\]: expected a dict"),
+        ({"plan_sampling": "granularities", "plan_row_strides": {2: 0}}, r"plan_row_strides=\{2: 0\}: entry 2"),
+        ({"plan_sampling": "granularities", "plan_row_strides": {2: 1.5}}, r"entry 2: 1.5 is not allowed"),
+        ({"plan_sampling": "granularities", "plan_row_strides": {1: 2}}, r"entry 1: 2 is not allowed"),
+        ({"plan_row_strides": {2: 2}}, "thins the rows of the plans of plan_sampling='granularities'"),
     ],
 )
 def test_bad_training_arguments(tmp_path, overrides, message):
@@ -497,6 +501,65 @@ def test_module_lr_scales_are_refused_where_they_cannot_apply(tmp_path):
             teacher=tiny_teacher("t5"),
             args=training_args(tmp_path, module_lr_scales={2: 0.5}),
         )
+
+
+def test_plan_row_strides_are_refused_for_sizes_the_model_lacks(tmp_path):
+    _, model = modular_model("t5")
+    args = training_args(tmp_path, plan_sampling="granularities", plan_row_strides={4: 2})
+    with pytest.raises(ConfigError, match=r"plan_row_strides names module sizes \[4\]; this model's modules"):
+        CompressionTrainer(model=model, args=args)
+
+
+def test_plans_forward_runs_a_strided_plan_on_every_nth_row(family):
+    _, model = modular_model(family)
+    batch = pad_collator(family)(ragged_copy_task(family, size=4))
+    plans = [model.resolve_plan(spec) for spec in ("2x", "6x")]
+    together = model.eval()(**batch, plans=plans, row_strides=[2, 1])
+    model.set_plan(plans[0])
+    even = {key: value[::2].contiguous() for key, value in batch.items()}
+    torch.testing.assert_close(together[0].logits, model(**even).logits, rtol=0, atol=0)
+    assert together[1].logits.shape[0] == 4
+
+
+def _plan_gradients(model, trainer, batch) -> dict[int, list[torch.Tensor]]:
+    """The loss gradient of each module size's parameters, from one training micro-batch."""
+    model.train().zero_grad()
+    trainer.compute_loss(model, dict(batch)).backward()
+    return {
+        end - start: [p.grad.clone() for p in module.parameters()]
+        for name in STACKS
+        for (start, end), module in model.planned_layers(name).pool_modules()
+    }
+
+
+def test_plan_row_strides_train_the_deep_plan_on_every_nth_row_with_the_same_expected_loss(family, tmp_path):
+    """plan_row_strides={2: 2}: the plan of 2-layer modules learns from rows 0 and 2 of the batch only,
+    counted twice over the whole batch's positions, so a batch of pairs of equal rows gives exactly
+    the unstrided loss; the other plans still learn from every row."""
+    _, model = modular_model(family)
+    pairs = pad_collator(family)(ragged_copy_task(family, size=2))
+    doubled = {key: value.repeat_interleave(2, dim=0) for key, value in pairs.items()}  # rows a, a, b, b
+
+    def trainer(strides):
+        args = training_args(tmp_path, plan_sampling="granularities", plan_row_strides=strides)
+        return CompressionTrainer(model=model, args=args, train_dataset=copy_task(family, size=8))
+
+    plain, strided = trainer(None), trainer({2: 2})
+    model.train()
+    with torch.no_grad():
+        same = [t.compute_loss(model, dict(doubled)).item() for t in (plain, strided)]
+    assert same[1] == pytest.approx(same[0], rel=1e-5)
+
+    batch = pad_collator(family)(ragged_copy_task(family, size=4))
+    odd_changed = {key: value.clone() for key, value in batch.items()}
+    for row in (1, 3):  # the odd rows' words reversed: other tokens, the same positions and counts
+        length = int(batch["attention_mask"][row].sum())
+        odd_changed["input_ids"][row, :length] = batch["input_ids"][row, :length].flip(0)
+    for run, strides_apply in ((strided, True), (plain, False)):
+        before, after = (_plan_gradients(model, run, b) for b in (batch, odd_changed))
+        size2 = all(torch.equal(x, y) for x, y in zip(before[2], after[2], strict=True))
+        assert size2 == strides_apply  # the 2-layer modules see the even rows only, and only when strided
+        assert not all(torch.equal(x, y) for x, y in zip(before[3], after[3], strict=True))
 
 
 def _module_beside_teacher(model, name: str, span: tuple[int, int], batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

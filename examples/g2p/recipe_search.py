@@ -85,6 +85,17 @@ RECIPES = {
         }
         for weight in (6.0, 10.0)
     },
+    # the deep plans on a share of each batch's rows: cheaper steps, so every module gets more of them
+    **{
+        f"same-lr3+tc3s4-6x0.7-{name}": {
+            "plan_sampling": "granularities",
+            "module_lr_scales": {3: 0.7, 6: 0.7},
+            "teacher_context_weight": 3.0,
+            "teacher_context_row_stride": 4,
+            "plan_row_strides": strides,
+        }
+        for name, strides in (("r2", {2: 2}), ("r2r3", {2: 2, 3: 2}))
+    },
 }
 UNIFORM = ("1.5x", "2x", "3x", "6x")
 MIXED = ("1.11x", "1.2x", "1.36x", "1.75x")  # size-first plans with teacher layers next to modules
@@ -133,6 +144,7 @@ def main() -> None:
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/recipes"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (one trains these models fastest)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (data order, dropout); 0: the cached runs")
     args = parser.parse_args()
     runs = args.runs / args.family
     cells = Cells(runs / "cells.json")
@@ -142,13 +154,13 @@ def main() -> None:
     dev_score, dev_measure = G2PDataset(dev[:1000], tokenizer), G2PDataset(dev[1000:1256], tokenizer)
     results = {}
     for name in args.recipes.split(","):
-        recipe = {"learning_rate": 1e-3, **RECIPES[name]}
+        recipe = {"learning_rate": 1e-3, **RECIPES[name], "seed": args.seed}
         cost = cells.get(f"{name}/step_cpu", lambda r=recipe: {"s": step_cost(args.family, r, train_set, runs)})["s"]
         steps = args.steps or int(args.budget_cpu / cost)
-        run_dir = runs / (name if args.steps is None else f"{name}-{steps}steps")
+        cell = (name if args.steps is None else f"{name}-{steps}steps") + (f"-seed{args.seed}" if args.seed else "")
+        run_dir = runs / cell
         model = MODULAR[args.family].from_teacher(teacher)
         artifact = run_dir / "artifact"
-        cell = name if args.steps is None else f"{name}-{steps}steps"
         trained = cells.get(
             f"{cell}/train", lambda m=model, d=run_dir, s=steps, r=recipe: train(m, d, s, train_set, **r)
         )

@@ -93,6 +93,13 @@ def compress(
         str | None,
         typer.Option(help="learning-rate multipliers by module size, e.g. '6:0.5' (size-6 modules at half the rate)"),
     ] = None,
+    plan_row_strides: Annotated[
+        str | None,
+        typer.Option(
+            help="row strides by module size, e.g. '2:2': plans whose smallest modules replace 2 layers (the "
+            "deepest) train on every 2nd row of a batch, so a step costs less (see docs/training.md)"
+        ),
+    ] = None,
     bf16: Annotated[bool, typer.Option(help="bfloat16 mixed precision (weights stay float32)")] = False,
     report_to: Annotated[str, typer.Option(help="'none', or e.g. 'tensorboard', 'wandb' (comma-separated)")] = "none",
     checkpoints: Annotated[Path | None, typer.Option(help="checkpoint folder (default: <output>-checkpoints)")] = None,
@@ -130,7 +137,8 @@ def compress(
             f"(save it next to the teacher, or pass --tokenizer)"
         )
     sizes = [_positive_int(s) for s in split_list(module_sizes)] if module_sizes else None
-    scales = _module_lr_scales(module_lr_scales) if module_lr_scales else None
+    scales = _size_map(module_lr_scales, "--module-lr-scales", "MULTIPLIER", "'6:0.5'", float)
+    strides = _size_map(plan_row_strides, "--plan-row-strides", "STRIDE", "'2:2'", int)
     args = CompressionTrainingArguments(
         output_dir=str(run_dir),
         max_steps=steps,
@@ -145,6 +153,7 @@ def compress(
         teacher_context_weight=teacher_context_weight,
         teacher_context_row_stride=teacher_context_row_stride,
         module_lr_scales=scales,
+        plan_row_strides=strides,
         warmup_steps=min(100, steps // 10) if warmup_steps is None else warmup_steps,
         lr_scheduler_type="cosine",
         logging_steps=max(1, min(50, steps // 10)),
@@ -284,13 +293,15 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _module_lr_scales(text: str) -> dict[int, float]:
+def _size_map(text: str | None, option: str, what: str, example: str, cast) -> dict | None:
     """'6:0.5,3:0.8' -> {6: 0.5, 3: 0.8} (the values are checked by CompressionTrainingArguments)."""
-    scales = {}
+    if not text:
+        return None
+    values = {}
     for item in split_list(text) or []:
-        size, _, scale = item.partition(":")
+        size, _, value = item.partition(":")
         try:
-            scales[_positive_int(size.strip())] = float(scale)
+            values[_positive_int(size.strip())] = cast(value)
         except ValueError:
-            raise fail(f"--module-lr-scales item {item!r}: expected SIZE:MULTIPLIER, e.g. '6:0.5'") from None
-    return scales
+            raise fail(f"{option} item {item!r}: expected SIZE:{what}, e.g. {example}") from None
+    return values

@@ -75,6 +75,14 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
             "half of learning_rate (a one-layer stand-in for a whole stack measured better at a lower rate)"
         },
     )
+    plan_row_strides: dict[int, int] | None = field(
+        default=None,
+        metadata={
+            "help": "with 'granularities': row strides by module size, e.g. {2: 2}: a plan whose smallest module "
+            "replaces 2 layers (the deepest, dearest plan) runs on every 2nd row of each micro-batch and counts "
+            "twice, so a step costs less and the shallower plans get more steps for the same CPU"
+        },
+    )
     replacement_schedule: str = field(default="linear", metadata={"help": "'linear' or 'constant'"})
     replacement_rate: float = field(default=0.3, metadata={"help": "rate at the first step (or the constant rate)"})
     replacement_rate_end: float = field(default=1.0, metadata={"help": "rate at the last step (linear schedule)"})
@@ -104,7 +112,25 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
                     f"{name}={value} adds plans to plan_sampling='granularities'; with "
                     f"plan_sampling={self.plan_sampling!r} each step already trains one random plan"
                 )
-        self.module_lr_scales = _module_lr_scales(self.module_lr_scales)
+        self.module_lr_scales = _size_map(
+            "module_lr_scales",
+            self.module_lr_scales,
+            "a dict {module size >= 2: learning-rate multiplier > 0}, e.g. {6: 0.5}",
+            lambda scale: is_real(scale) and 0 < scale < float("inf"),
+            float,
+        )
+        self.plan_row_strides = _size_map(
+            "plan_row_strides",
+            self.plan_row_strides,
+            "a dict {module size >= 2: row stride, an integer >= 1}, e.g. {2: 2}",
+            lambda stride: is_int(stride) and stride >= 1,
+            int,
+        )
+        if self.plan_row_strides and self.plan_sampling != "granularities":
+            raise ConfigError(
+                f"plan_row_strides={self.plan_row_strides} thins the rows of the plans of "
+                f"plan_sampling='granularities'; with plan_sampling={self.plan_sampling!r} each step trains one plan"
+            )
         self.schedule  # validates the schedule fields  # noqa: B018
         for name in LOSS_WEIGHTS:
             value = getattr(self, name)
@@ -125,20 +151,17 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
         return ReplacementSchedule(self.replacement_schedule, self.replacement_rate, self.replacement_rate_end)
 
 
-def _module_lr_scales(value: object) -> dict[int, float] | None:
-    """``{size: multiplier}`` with int sizes >= 2 and finite multipliers > 0; string keys (the same
-    arguments read back from JSON) become ints."""
+def _size_map(name: str, value: object, allowed: str, valid, cast) -> dict | None:
+    """``{module size: setting}`` with int sizes >= 2 and settings that pass ``valid``; string keys
+    (the same arguments read back from JSON) become ints."""
     if value is None:
         return None
-    allowed = "a dict {module size >= 2: learning-rate multiplier > 0}, e.g. {6: 0.5}"
     if not isinstance(value, dict):
-        raise ConfigError(f"module_lr_scales={value!r}: expected {allowed}")
-    scales = {}
-    for size, scale in value.items():
+        raise ConfigError(f"{name}={value!r}: expected {allowed}")
+    checked = {}
+    for size, setting in value.items():
         number = int(size) if isinstance(size, str) and size.isdigit() else size
-        if not (is_int(number) and number >= 2 and is_real(scale) and 0 < scale < float("inf")):
-            raise ConfigError(
-                f"module_lr_scales={value!r}: entry {size!r}: {scale!r} is not allowed; expected {allowed}"
-            )
-        scales[int(number)] = float(scale)
-    return scales
+        if not (is_int(number) and number >= 2 and valid(setting)):
+            raise ConfigError(f"{name}={value!r}: entry {size!r}: {setting!r} is not allowed; expected {allowed}")
+        checked[int(number)] = cast(setting)
+    return checked

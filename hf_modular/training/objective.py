@@ -65,6 +65,10 @@ class Objective:
         """``(plan, outputs)`` for each plan this micro-batch trains, from ONE forward call (DDP)."""
         return [(None, model(**inputs, **flags))]
 
+    def row_stride(self, plan: Plan | None) -> int:
+        """Train ``plan`` on every n-th row of the micro-batch, its loss counted n times (default 1)."""
+        return 1
+
     def logits(self, student: nn.Module, outputs: Any) -> list[Tensor]:
         """The logits that learn the labels and the teacher's distribution."""
         return [outputs.logits]

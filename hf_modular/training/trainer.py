@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import PreTrainedModel, Seq2SeqTrainer
 
 from ..arch import adapter_for
+from ..batch_rows import every_nth_row
 from ..errors import ConfigError, DataError
 from ..evaluation import evaluate_assemblies
 from ..losses import attention_mse_sum, cross_entropy_sum, hidden_mse_sum, logit_kd_sum
@@ -152,8 +153,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         # every plan of the step in ONE forward call: DDP needs one forward per backward
         step = self.objective.forward(model, inputs, self.objective.output_flags(extra))
         losses = [
-            self._distillation_loss(student, plan, inputs, outputs, teacher_out, num_items_in_batch)
-            for plan, outputs in step
+            self._plan_loss(student, plan, inputs, outputs, teacher_out, num_items_in_batch) for plan, outputs in step
         ]
         outputs = step[-1][1]
         loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
@@ -169,7 +169,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
         return (loss, outputs) if return_outputs else loss
 
-    def _distillation_loss(
+    def _plan_loss(
         self,
         student: nn.Module,
         plan: Plan | None,
@@ -178,10 +178,30 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         teacher_out: Any,
         num_items_in_batch: torch.Tensor | int | None,
     ) -> torch.Tensor:
-        """CE + logit KD (every exit, for COST-EFF) + hidden/attention MSE at aligned boundaries."""
+        """The plan's distillation loss; a plan trained on every n-th row (``plan_row_strides``) on
+        those rows of the inputs and the teacher's outputs, counted n times (the same expected loss)."""
+        masks, units = self._stack_normalisers(inputs, num_items_in_batch)  # of the whole micro-batch
+        stride = self.objective.row_stride(plan)
+        if stride > 1:
+            batch = inputs["labels"].shape[0]
+            masks, teacher_out = every_nth_row(masks, stride, batch), every_nth_row(teacher_out, stride, batch)
+            inputs = every_nth_row(inputs, stride, batch)
+        return self._distillation_loss(student, plan, inputs, outputs, teacher_out, masks, units) * stride
+
+    def _distillation_loss(
+        self,
+        student: nn.Module,
+        plan: Plan | None,
+        inputs: dict[str, Any],
+        outputs: Any,
+        teacher_out: Any,
+        masks: dict[str, torch.Tensor],
+        units: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """CE + logit KD (every exit, for COST-EFF) + hidden/attention MSE at aligned boundaries, each
+        term summed over ``masks`` and divided by ``units``."""
         args: CompressionTrainingArguments = self.args
         labels = inputs["labels"]
-        masks, units = self._stack_normalisers(inputs, num_items_in_batch)
         # COST-EFF: every exit learns the labels and the teacher's final distribution
         exits = self.objective.logits(student, outputs)
         loss = (

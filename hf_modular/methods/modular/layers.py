@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache
 
+from ...batch_rows import every_nth_row
 from ...plan import Span, StackPlan, span_key
 
 POOL = "pool"
@@ -117,9 +118,7 @@ class TeacherContext:
 
     def _cut(self, value: Any, batch: int) -> Any:
         """The recorded rows of a batch-first tensor; any other value as it is."""
-        if isinstance(value, torch.Tensor) and value.dim() >= 2 and value.shape[0] == batch:
-            return value[:: self.row_stride]
-        return value
+        return every_nth_row(value, self.row_stride, batch)
 
     def wrap(self, layers: tuple[nn.Module, ...]) -> list[Any]:
         starts = {start for start, _ in self.modules}

@@ -25,6 +25,7 @@ from transformers.modeling_utils import PreTrainedModel
 
 from ...arch import ArchAdapter
 from ...atomic_save import check_output_path, staged_directory
+from ...batch_rows import every_nth_row
 from ...configuration_utils import architecture_values, deep_decoder_stock_config_class
 from ...errors import AssemblyError, CheckpointError, ConfigError, DataError
 from ...plan import STACKS, Plan, Span, covering_tilings, module_spans
@@ -468,7 +469,8 @@ class ModularModelMixin(SafeSerializationMixin):
 
 def plans_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
     """The stock ``forward``, plus ``plans=[...]``: one call that runs the same inputs through each
-    plan in turn and returns their outputs as a tuple (the active plan is restored afterwards).
+    plan in turn and returns their outputs as a tuple (the active plan is restored afterwards);
+    ``row_strides=[...]`` runs each plan on every n-th row of the batch-first keyword inputs.
 
     Training several plans per batch then stays one forward per backward, which is what
     DistributedDataParallel requires. Wrapped, not overridden, so the signature Trainer reads to
@@ -476,14 +478,22 @@ def plans_forward(forward: Callable[..., Any]) -> Callable[..., Any]:
     """
 
     @functools.wraps(forward)
-    def wrapper(self: ModularModelMixin, *args: Any, plans: Sequence[Plan] | None = None, **kwargs: Any) -> Any:
+    def wrapper(
+        self: ModularModelMixin,
+        *args: Any,
+        plans: Sequence[Plan] | None = None,
+        row_strides: Sequence[int] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         if plans is None:
             return forward(self, *args, **kwargs)
+        strides = row_strides or [1] * len(plans)
+        batch = next((v.shape[0] for v in kwargs.values() if isinstance(v, torch.Tensor) and v.dim() >= 2), 0)
         outputs = []
         with self.plan_context():
-            for plan in plans:
+            for plan, stride in zip(plans, strides, strict=True):
                 self.set_plan(plan)
-                outputs.append(forward(self, *args, **kwargs))
+                outputs.append(forward(self, *args, **every_nth_row(kwargs, stride, batch)))
         return tuple(outputs)
 
     return wrapper

@@ -38,13 +38,14 @@ class ModularObjective(Objective):
             )
         if not self.modular:
             super().check(model, teacher, args)
-        elif args.module_lr_scales:
+        else:
             sizes = {size for name in STACKS for size in model.config.stack_module_sizes(name)}
-            unknown = sorted(set(args.module_lr_scales) - sizes)
-            if unknown:
-                raise ConfigError(
-                    f"module_lr_scales names module sizes {unknown}; this model's modules have sizes {sorted(sizes)}"
-                )
+            for setting in ("module_lr_scales", "plan_row_strides"):
+                unknown = sorted(set(getattr(args, setting) or ()) - sizes)
+                if unknown:
+                    raise ConfigError(
+                        f"{setting} names module sizes {unknown}; this model's modules have sizes {sorted(sizes)}"
+                    )
 
     def prepare(self, model: nn.Module) -> None:
         if self.modular:
@@ -104,7 +105,16 @@ class ModularObjective(Objective):
             return super().forward(model, inputs, flags)
         plans = self._plans or self._training_plans(self.trainer.accelerator.unwrap_model(model))
         self._plans = None
-        return list(zip(plans, model(**inputs, **flags, plans=plans), strict=True))
+        strides = [self.row_stride(plan) for plan in plans]
+        return list(zip(plans, model(**inputs, **flags, plans=plans, row_strides=strides), strict=True))
+
+    def row_stride(self, plan: Plan | None) -> int:
+        """``plan_row_strides`` of the plan's smallest module (its deepest, dearest part); 1 without."""
+        strides = self.trainer.args.plan_row_strides
+        if not (self.modular and strides and plan is not None):
+            return 1
+        sizes = [end - start for name in STACKS for start, end in plan.stack(name).spans if end - start > 1]
+        return strides.get(min(sizes), 1) if sizes else 1
 
     def _training_plans(self, student: ModularModelMixin) -> list[Plan]:
         """The plans this micro-batch trains: one random plan, or every granularity (paired as
