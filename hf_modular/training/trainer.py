@@ -153,7 +153,8 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         # every plan of the step in ONE forward call: DDP needs one forward per backward
         step = self.objective.forward(model, inputs, self.objective.output_flags(extra))
         losses = [
-            self._plan_loss(student, plan, inputs, outputs, teacher_out, num_items_in_batch) for plan, outputs in step
+            self._distillation_loss(student, plan, inputs, outputs, teacher_out, num_items_in_batch)
+            for plan, outputs in step
         ]
         outputs = step[-1][1]
         loss = losses[0] if len(losses) == 1 else torch.stack(losses).mean()
@@ -169,7 +170,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
             loss = loss * self.accelerator.num_processes  # DDP averages gradients over ranks
         return (loss, outputs) if return_outputs else loss
 
-    def _plan_loss(
+    def _distillation_loss(
         self,
         student: nn.Module,
         plan: Plan | None,
@@ -178,29 +179,17 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         teacher_out: Any,
         num_items_in_batch: torch.Tensor | int | None,
     ) -> torch.Tensor:
-        """The plan's distillation loss; a plan trained on every n-th row (``plan_row_strides``) on
-        those rows of the inputs and the teacher's outputs, counted n times (the same expected loss)."""
-        masks, units = self._stack_normalisers(inputs, num_items_in_batch)  # of the whole micro-batch
+        """CE + logit KD (every exit, for COST-EFF) + hidden/attention MSE at aligned boundaries. A plan
+        trained on every n-th row (``plan_row_strides``) gets those rows of the inputs and the teacher's
+        outputs, its sums still divided by the whole micro-batch's positions and counted n times (the
+        same expected loss)."""
+        args: CompressionTrainingArguments = self.args
+        masks, units = self._stack_normalisers(inputs, num_items_in_batch)
         stride = self.objective.row_stride(plan)
         if stride > 1:
             batch = inputs["labels"].shape[0]
             masks, teacher_out = every_nth_row(masks, stride, batch), every_nth_row(teacher_out, stride, batch)
             inputs = every_nth_row(inputs, stride, batch)
-        return self._distillation_loss(student, plan, inputs, outputs, teacher_out, masks, units) * stride
-
-    def _distillation_loss(
-        self,
-        student: nn.Module,
-        plan: Plan | None,
-        inputs: dict[str, Any],
-        outputs: Any,
-        teacher_out: Any,
-        masks: dict[str, torch.Tensor],
-        units: dict[str, torch.Tensor],
-    ) -> torch.Tensor:
-        """CE + logit KD (every exit, for COST-EFF) + hidden/attention MSE at aligned boundaries, each
-        term summed over ``masks`` and divided by ``units``."""
-        args: CompressionTrainingArguments = self.args
         labels = inputs["labels"]
         # COST-EFF: every exit learns the labels and the teacher's final distribution
         exits = self.objective.logits(student, outputs)
@@ -226,7 +215,7 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
                     for s, t in pairs
                 ]
                 loss = loss + args.attention_weight * torch.stack(attention).mean() / units[name]
-        return loss
+        return loss * stride
 
     def _stack_normalisers(
         self, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None
