@@ -13,10 +13,11 @@ import torch
 
 
 def every_nth_row(value: Any, n: int, batch: int) -> Any:
-    """``value`` with every batch-first tensor in it cut to rows 0, n, 2n, ...; mappings (model
-    outputs and tokenizer batches included), tuples and lists are walked, anything else is returned as it is. Only
-    tensors of two or more dimensions whose first is ``batch`` count as batch-first (T5's position
-    bias, first dimension 1, and 1-D positions stay whole)."""
+    """``value`` with every batch-first tensor in it cut to rows 0, n, 2n, ... (copied contiguous, as
+    ``.view`` in the models' losses needs); mappings (model outputs and tokenizer batches included),
+    tuples and lists are walked, anything else is returned as it is. Only tensors of two or more
+    dimensions whose first is ``batch`` count as batch-first (T5's position bias, first dimension 1,
+    and 1-D positions stay whole)."""
     if n == 1:
         return value
     if isinstance(value, torch.Tensor):
