@@ -180,17 +180,15 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         num_items_in_batch: torch.Tensor | int | None,
     ) -> torch.Tensor:
         """CE + logit KD (every exit, for COST-EFF) + hidden/attention MSE at aligned boundaries. A plan
-        trained on every n-th row (``plan_row_strides``) gets those rows of the inputs and the teacher's
-        outputs, its sums still divided by the whole micro-batch's positions and counted n times (the
-        same expected loss)."""
+        trained on every n-th row (``plan_row_strides``) is compared on those rows of the labels and of
+        the teacher's outputs, its sums still divided by the whole micro-batch's positions and counted
+        n times (the same expected loss)."""
         args: CompressionTrainingArguments = self.args
         masks, units = self._stack_normalisers(inputs, num_items_in_batch)
-        stride = self.objective.row_stride(plan)
-        if stride > 1:
-            batch = inputs["labels"].shape[0]
-            masks, teacher_out = every_nth_row(masks, stride, batch), every_nth_row(teacher_out, stride, batch)
-            inputs = every_nth_row(inputs, stride, batch)
-        labels = inputs["labels"]
+        labels, stride = inputs["labels"], self.objective.row_stride(plan)
+        if stride > 1:  # the model already ran on these rows (plans_forward); cut what the loss compares
+            cut = every_nth_row((labels, masks, teacher_out), stride, labels.shape[0])
+            labels, masks, teacher_out = cut
         # COST-EFF: every exit learns the labels and the teacher's final distribution
         exits = self.objective.logits(student, outputs)
         loss = (
