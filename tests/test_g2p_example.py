@@ -102,3 +102,32 @@ def test_benchmark_cells_of_two_runs_sharing_one_file_merge(tmp_path):
     assert json.loads(path.read_text()) == {"t5/modular/train": {"steps": 1}, "t5/sft/2x": {"PER": 14.4}}
     assert sft.get("t5/modular/train", lambda: pytest.fail("recomputed a cell the other run finished")) == {"steps": 1}
     assert Cells(path).get("t5/sft/2x", lambda: {"PER": 0.0}, stale=lambda cell: cell["PER"] > 14) == {"PER": 0.0}
+
+
+def test_benchmark_judges_per_size_targets_on_the_means_over_seeds():
+    """With --seeds, a size's gap to its SFT student is the gap of the means (seed 0's single run stays
+    in view), and the page shows every seed's PER."""
+    import argparse
+
+    from benchmark import render_family, targets
+
+    latency = {"1": 10.0, "32": 100.0}
+    row = {"params": 1, "WER": 50.0, "latency_ms": latency}
+    rows = [
+        {**row, "method": "teacher", "ratio": "1x", "PER": 11.0, "layers": [6, 6]},
+        {**row, "method": "modular", "ratio": "6x", "PER": 24.0, "layers": [1, 1], "layer_ratio": 6.0, "plan": "p"},
+        {**row, "method": "SFT", "ratio": "6x", "PER": 21.5, "layers": [1, 1], "layer_ratio": 6.0},
+        {**row, "method": "layer-drop", "ratio": "6x", "PER": 100.0, "layers": [1, 1], "layer_ratio": 6.0},
+    ]
+    args = argparse.Namespace(steps=20, modular_steps=15, eval_words=50, threads=1, seeds=1)
+    assert "| 6x: modular PER within 2.0 of SFT | 24.00 vs 21.50 (+2.50) | NO |" in targets("t5", rows)
+
+    rows[0]["seeds"] = {"6x": {"modular": [24.0, 22.0, 23.0], "SFT": [21.5, 21.0, 21.0], "plans": ["p", "p", "q"]}}
+    args.seeds = 3
+    assert (
+        "| 6x: modular PER within 2.0 of SFT | means of 3 seeds 23.00 vs 21.17 (+1.83); seed 0 24.00 vs 21.50 "
+        "(+2.50) | yes |"
+    ) in targets("t5", rows)
+    page = render_family("t5", rows, args)
+    assert "--threads 1 --seeds 3`" in page
+    assert "| 6x | p, q | 24.00, 22.00, 23.00 | 23.00 | 21.50, 21.00, 21.00 | 21.17 | +1.83 |" in page

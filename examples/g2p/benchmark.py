@@ -11,7 +11,9 @@ For each family, from the shipped teacher:
 - layer dropping: the same students without training.
 Every row gets PER/WER on held-out test words, parameters and depths. Last, the greedy-decode
 latency at batch 1 and 32 of every row and the teacher is measured together, in interleaved
-rounds (median of LATENCY_REPEATS), so a busy spell of the machine cannot favour one row. Each
+rounds (median of LATENCY_REPEATS), so a busy spell of the machine cannot favour one row. With
+--seeds N, the modular phase and the SFT students are trained N times (training seeds 0 to N-1) and
+the per-size targets are judged on the means: one run's served 6x varies by a point or two. Each
 finished cell is cached in --runs, and trainings checkpoint, so an interrupted run continues
 where it stopped.
 """
@@ -286,58 +288,57 @@ def trained_student(run_dir: Path):
     return AutoModelForSeq2SeqLM.from_pretrained(last_complete_checkpoint(run_dir), dtype=torch.float32).eval()
 
 
-def shrink_and_fine_tune(teacher, keep: dict, test, info: dict, run_dir: Path, args, train_set) -> dict:
+def shrink_and_fine_tune(teacher, keep: dict, test, info: dict, run_dir: Path, args, train_set, seed: int = 0) -> dict:
     student = shrink_model(teacher, keep["encoder"], keep["decoder"])
-    cost = train(student, run_dir, args.steps, train_set, teacher=teacher)
+    cost = train(student, run_dir, args.steps, train_set, teacher=teacher, seed=seed)
     return measure(student, test, method="SFT", **info, **cost)
 
 
-def sft_cells(family: str, args, model, teacher, test, train_set, cells: Cells) -> tuple[dict, dict]:
-    """The layer-drop and SFT rows of every --sft-ratios size, and their models for the latency pass."""
-    rows, contenders = {}, {}
+def seed_tag(family: str, seed: int) -> str:
+    """Where seed ``seed``'s runs and cells live: seed 0 (the page's rows) keeps the family's own."""
+    return family if seed == 0 else f"{family}/seed{seed}"
+
+
+def sft_cells(family: str, args, model, teacher, test, train_set, cells: Cells, seed: int = 0) -> tuple[dict, dict]:
+    """The SFT rows (and for seed 0 the layer-drop rows) of every --sft-ratios size, and their models for
+    the latency pass."""
+    rows, contenders, tag = {}, {}, seed_tag(family, seed)
     for spec in args.sft_ratios:
         keep, info = baseline_layers(model, spec)
-        dropped = cache(partial(shrink_model, teacher, keep["encoder"], keep["decoder"]))
-        key = f"{family}/drop/{spec}"
-        rows[key] = cells.get(key, partial(layer_drop, dropped, test, info))
-        contenders[key] = dropped
-        sft_dir = args.runs / family / f"sft-{spec}"
-        key = f"{family}/sft/{spec}"
-        rows[key] = cells.get(key, partial(shrink_and_fine_tune, teacher, keep, test, info, sft_dir, args, train_set))
+        if seed == 0:
+            dropped = cache(partial(shrink_model, teacher, keep["encoder"], keep["decoder"]))
+            key = f"{family}/drop/{spec}"
+            rows[key] = cells.get(key, partial(layer_drop, dropped, test, info))
+            contenders[key] = dropped
+        sft_dir = args.runs / tag / f"sft-{spec}"
+        key = f"{tag}/sft/{spec}"
+        train_it = partial(shrink_and_fine_tune, teacher, keep, test, info, sft_dir, args, train_set, seed)
+        rows[key] = cells.get(key, train_it)
         contenders[key] = cache(partial(trained_student, sft_dir))
     return rows, contenders
 
 
-def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict]:
-    teacher, test, train_set = setup(family, args.eval_words, args.threads)
-    depths = [adapter_for(teacher).depth(teacher.config, name) for name in ("encoder", "decoder")]
-    key = f"{family}/teacher"
-    rows = {key: cells.get(key, lambda: measure(teacher, test, method="teacher", ratio="1x", layers=depths))}
-    contenders = {key: lambda: teacher}  # row key -> the model to time in the latency pass
-    run_dir = args.runs / family
-
-    model = MODULAR[family].from_teacher(teacher)
-    if args.stage == "sft":
-        sft_cells(family, args, model, teacher, test, train_set, cells)
-        return []
-    artifact = run_dir / "modular" / "artifact"
+def modular_phase(family: str, args, cells: Cells, teacher, train_set, seed: int = 0):
+    """One modular phase of the family's recipe with training seed ``seed``: trained (or read back), saved
+    as an artifact and given its quality front measured on dev words. Returns the artifact's folder, the
+    model and the training's cost."""
+    tag = seed_tag(family, seed)
+    run_dir, model = args.runs / tag / "modular", MODULAR[family].from_teacher(teacher)
+    artifact = run_dir / "artifact"
     if artifact.exists():
         model = MODULAR[family].from_pretrained(artifact).eval()
-    cost = cells.get(
-        f"{family}/modular/train",
-        lambda: train(model, run_dir / "modular", args.modular_steps, train_set, **MODULAR_RECIPES[family]),
-    )
+    recipe = {**MODULAR_RECIPES[family], "seed": seed}
+    cost = cells.get(f"{tag}/modular/train", lambda: train(model, run_dir, args.modular_steps, train_set, **recipe))
     if not artifact.exists():  # the trained weights are the final checkpoint's (also when a rerun found the
         # training cached but an earlier run stopped before it saved the artifact)
-        model = MODULAR[family].from_pretrained(last_complete_checkpoint(run_dir / "modular")).eval()
+        model = MODULAR[family].from_pretrained(last_complete_checkpoint(run_dir)).eval()
         model.save_pretrained(artifact)
-    ratios = args.ratios or [format_ratio(r) for r in model.reachable_ratios() if r > 1]
     stored, words = model.config.plan_scores, front_words(family)
     if (  # the quality front, on DEV words (never test)
         stored is None
         or stored.get("metric") != FRONT_METRIC
         or stored.get("examples") != len(words)
-        or f"{family}/modular/tolerance" not in cells.rows
+        or f"{tag}/modular/tolerance" not in cells.rows
     ):
         batches = list(DataLoader(words, batch_size=250, collate_fn=collate))
         scores = measure_plans(model, batches, metric=FRONT_METRIC)
@@ -350,36 +351,75 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
             scores, front=sorted(front), tolerance_se=choice["chosen"]
         ).to_config()
         model.save_pretrained(artifact)
-        cells.rows.pop(f"{family}/modular/tolerance", None)
-        cells.get(f"{family}/modular/tolerance", lambda: choice)
+        cells.rows.pop(f"{tag}/modular/tolerance", None)
+        cells.get(f"{tag}/modular/tolerance", lambda: choice)
+    return artifact, model, cost
+
+
+def assembled(artifact: Path, plan: Plan):
+    """One plan as users load it: a stock model read from the artifact."""
+    return AutoModelForSeq2SeqLM.from_pretrained(artifact, assemble=plan.to_json()).eval()
+
+
+def scored(artifact: Path, plan: Plan, test, cost: dict) -> dict:
+    """One plan's quality, as users load it."""
+    stock = assembled(artifact, plan)
+    return measure(
+        stock,
+        test,
+        method="modular",
+        layers=[len(plan.encoder.spans), len(plan.decoder.spans)],
+        layer_ratio=round(stock.config.hf_modular["layer_ratio"], 3),
+        plan=plan.describe(),
+        **cost,
+    )
+
+
+def seed_rows(family: str, args, cells: Cells, teacher, test, train_set) -> dict:
+    """The run-to-run spread (--seeds): per --sft-ratios size, the served modular plan's test PER of each
+    modular phase and each SFT student's, seed 0 (the page's rows) first. Seed s > 0 trains a modular
+    phase and the SFT students again with training seed s (data order, dropout); nothing else changes."""
+    spread = {spec: {"modular": [], "SFT": [], "plans": []} for spec in args.sft_ratios}
+    for seed in range(args.seeds):
+        tag = seed_tag(family, seed)
+        if args.stage != "sft":
+            artifact, model, cost = modular_phase(family, args, cells, teacher, train_set, seed)
+            for spec in args.sft_ratios:
+                plan = model.resolve_plan(spec, "auto")
+                row = cells.get(f"{tag}/modular/plan/{plan.describe()}", partial(scored, artifact, plan, test, cost))
+                spread[spec]["modular"].append(row["PER"])
+                spread[spec]["plans"].append(plan.describe())
+        if args.stage != "modular":
+            model = MODULAR[family].from_teacher(teacher)
+            for row in sft_cells(family, args, model, teacher, test, train_set, cells, seed)[0].values():
+                if row["method"] == "SFT":
+                    spread[row["ratio"]]["SFT"].append(row["PER"])
+    return spread
+
+
+def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict]:
+    teacher, test, train_set = setup(family, args.eval_words, args.threads)
+    depths = [adapter_for(teacher).depth(teacher.config, name) for name in ("encoder", "decoder")]
+    key = f"{family}/teacher"
+    rows = {key: cells.get(key, lambda: measure(teacher, test, method="teacher", ratio="1x", layers=depths))}
+    contenders = {key: lambda: teacher}  # row key -> the model to time in the latency pass
+    spread = seed_rows(family, args, cells, teacher, test, train_set) if args.seeds > 1 else None
+    if args.stage == "sft":
+        sft_cells(family, args, MODULAR[family].from_teacher(teacher), teacher, test, train_set, cells)
+        return []
+    artifact, model, cost = modular_phase(family, args, cells, teacher, train_set)
     if args.stage == "modular":
         return []
-
-    def scored(plan: Plan) -> dict:
-        """One plan's quality, as users load it: a stock model of the plan, read from the artifact."""
-        stock = loaded(plan)
-        info = stock.config.hf_modular
-        return measure(
-            stock,
-            test,
-            method="modular",
-            layers=[len(plan.encoder.spans), len(plan.decoder.spans)],
-            layer_ratio=round(info["layer_ratio"], 3),
-            plan=plan.describe(),
-            **cost,
-        )
-
-    def loaded(plan: Plan):
-        return AutoModelForSeq2SeqLM.from_pretrained(artifact, assemble=plan.to_json()).eval()
-
+    ratios = args.ratios or [format_ratio(r) for r in model.reachable_ratios() if r > 1]
     for strategy, method in (("auto", "modular"), ("size-first", "modular size-first")):
         for spec in ratios:
             plan = model.resolve_plan(spec, strategy)
-            row = dict(cells.get(f"{family}/modular/plan/{plan.describe()}", partial(scored, plan)))
+            key = f"{family}/modular/plan/{plan.describe()}"
+            row = dict(cells.get(key, partial(scored, artifact, plan, test, cost)))
             key = f"{family}/{method}/{spec}"
             rows[key] = {**row, "method": method, "ratio": spec}
             if method == "modular":  # the default answer is what gets timed
-                contenders[key] = cache(partial(loaded, plan))
+                contenders[key] = cache(partial(assembled, artifact, plan))
 
     sft_rows, sft_contenders = sft_cells(family, args, model, teacher, test, train_set, cells)
     rows.update(sft_rows)
@@ -389,6 +429,8 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
     costs = cells.get(f"{family}/costs", partial(interleaved_costs, family, args, keep, train_set))
     rows[f"{family}/teacher"]["costs"] = costs  # carried to the targets table
     rows[f"{family}/teacher"]["tolerance"] = cells.rows[f"{family}/modular/tolerance"]
+    if spread:
+        rows[f"{family}/teacher"]["seeds"] = spread
     return list(with_latency(cells, f"{family}/latency", rows, contenders, test).values())
 
 
@@ -432,7 +474,8 @@ def render_family(family: str, rows: list[dict], args: argparse.Namespace) -> st
         f"Rendered on {time.strftime('%Y-%m-%d')} from the cached cells of "
         f"`python examples/g2p/benchmark.py --families {family} "
         f"--steps {args.steps} --modular-steps {args.modular_steps} --eval-words {args.eval_words} "
-        f"--threads {args.threads}` ({os.cpu_count()} cores). Test set: {args.eval_words} held-out words; "
+        f"--threads {args.threads}{f' --seeds {args.seeds}' if args.seeds > 1 else ''}` ({os.cpu_count()} cores). "
+        f"Test set: {args.eval_words} held-out words; "
         f"{args.steps} steps for each SFT student, {args.modular_steps} for the modular phase.",
         "",
     ]
@@ -485,6 +528,26 @@ def render_family(family: str, rows: list[dict], args: argparse.Namespace) -> st
             ),
             "",
         ]
+    spread = teacher.get("seeds")
+    if spread:
+        seeds = len(next(iter(spread.values()))["modular"])
+        lines += [
+            f"Run-to-run spread (`--seeds {seeds}`): at each SFT size, {seeds} modular phases and {seeds} SFT students "
+            "trained with training seeds 0 to "
+            f"{seeds - 1} (data order, dropout; seed 0 gives the rows above), each modular artifact with its own "
+            "front on dev words and the size served from it; test PER. The per-size targets below are judged on "
+            "the means.",
+            "",
+            "| ratio | served plans | modular PER by seed | mean | SFT PER by seed | mean | gap of means |",
+            "|---:|---|---|---:|---|---:|---:|",
+            *(
+                f"| {spec} | {', '.join(dict.fromkeys(s['plans']))} | {', '.join(f'{v:.2f}' for v in s['modular'])} | "
+                f"{statistics.mean(s['modular']):.2f} | {', '.join(f'{v:.2f}' for v in s['SFT'])} | "
+                f"{statistics.mean(s['SFT']):.2f} | {statistics.mean(s['modular']) - statistics.mean(s['SFT']):+.2f} |"
+                for spec, s in spread.items()
+            ),
+            "",
+        ]
     size_first = [r for r in rows if r["method"] == "modular size-first"]
     if size_first:
         lines += [
@@ -530,15 +593,17 @@ def targets(family: str, rows: list[dict]) -> str:
             f"{cost:.0f} vs {one_sft:.0f} ({cost / one_sft:.2f}x)",
             cost <= 1.5 * one_sft,
         )
+    spread = teacher.get("seeds") or {}
     for ratio, row in sft.items():
         if ratio in modular:
             allowed = 2.0 if ratio == "6x" else 1.0
             gap = modular[ratio]["PER"] - row["PER"]
-            add(
-                f"{ratio}: modular PER within {allowed:.1f} of SFT",
-                f"{modular[ratio]['PER']:.2f} vs {row['PER']:.2f} ({gap:+.2f})",
-                gap <= allowed,
-            )
+            measured = f"{modular[ratio]['PER']:.2f} vs {row['PER']:.2f} ({gap:+.2f})"
+            if ratio in spread:  # judged on the means over seeds; seed 0's single run stays in view
+                means = [statistics.mean(spread[ratio][side]) for side in ("modular", "SFT")]
+                gap, seeds = means[0] - means[1], len(spread[ratio]["modular"])
+                measured = f"means of {seeds} seeds {means[0]:.2f} vs {means[1]:.2f} ({gap:+.2f}); seed 0 {measured}"
+            add(f"{ratio}: modular PER within {allowed:.1f} of SFT", measured, gap <= allowed)
     for ratio, row in sft.items():  # an assembled model is a stock model: same depths, same speed
         same = [r for r in modular.values() if r["layers"] == row["layers"]]
         if same:
@@ -620,6 +685,13 @@ def main() -> None:
         help="'modular' (the modular training and its dev front) or 'sft' (the baseline students) alone, so the "
         "two can run at once in two processes; then 'all' (the default) finds both cached and writes the page",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="training seeds per contender at the --sft-ratios sizes (default 1); with more, the per-size targets "
+        "are judged on the means over seeds, each seed's PER shown",
+    )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     args.families = (args.families or ("t5,bart" if args.full else "t5")).split(",")
@@ -630,6 +702,8 @@ def main() -> None:
     args.sft_ratios = args.sft_ratios.split(",")
     if any(f not in FAMILIES for f in args.families):
         raise SystemExit(f"--families must be among {FAMILIES}")
+    if args.seeds < 1:
+        raise SystemExit(f"--seeds must be 1 or more, got {args.seeds}")
     args.runs = args.runs / ("full" if args.full else "small")
     cells = Cells(args.runs / "cells.json")
     results = {family: run_family(family, args, cells) for family in args.families}
