@@ -461,6 +461,8 @@ def intro(args: argparse.Namespace) -> str:
         "chosen on dev words, below), as a stock model. Latency: greedy decodes of a fixed",
         f"{MAX_NEW_TOKENS} tokens on this machine's CPU, every timed row and the teacher "
         f"together at the end of the run in {LATENCY_REPEATS} interleaved rounds (median).",
+        "A family run with `--seeds N` also trains N-1 more modular phases and SFT students with other training "
+        "seeds; its run-to-run table shows every seed, and its per-size targets are judged on the means.",
         "",
     ]
     return "\n".join(lines) + "\n"
