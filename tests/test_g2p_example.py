@@ -130,4 +130,5 @@ def test_benchmark_judges_per_size_targets_on_the_means_over_seeds():
     ) in targets("t5", rows)
     page = render_family("t5", rows, args)
     assert "--threads 1 --seeds 3`" in page
-    assert "| 6x | p, q | 24.00, 22.00, 23.00 | 23.00 | 21.50, 21.00, 21.00 | 21.17 | +1.83 |" in page
+    # standard error of the gap: sqrt(1.0 / 3 + 0.08333 / 3) = 0.60
+    assert "| 6x | p, q | 24.00, 22.00, 23.00 | 23.00 | 21.50, 21.00, 21.00 | 21.17 | +1.83 (0.60) |" in page

@@ -540,12 +540,14 @@ def render_family(family: str, rows: list[dict], args: argparse.Namespace) -> st
             "front on dev words and the size served from it; test PER. The per-size targets below are judged on "
             "the means.",
             "",
-            "| ratio | served plans | modular PER by seed | mean | SFT PER by seed | mean | gap of means |",
+            "| ratio | served plans | modular PER by seed | mean | SFT PER by seed | mean | gap of means "
+            "(standard error) |",
             "|---:|---|---|---:|---|---:|---:|",
             *(
                 f"| {spec} | {', '.join(dict.fromkeys(s['plans']))} | {', '.join(f'{v:.2f}' for v in s['modular'])} | "
                 f"{statistics.mean(s['modular']):.2f} | {', '.join(f'{v:.2f}' for v in s['SFT'])} | "
-                f"{statistics.mean(s['SFT']):.2f} | {statistics.mean(s['modular']) - statistics.mean(s['SFT']):+.2f} |"
+                f"{statistics.mean(s['SFT']):.2f} | {statistics.mean(s['modular']) - statistics.mean(s['SFT']):+.2f} "
+                f"({gap_standard_error(s['modular'], s['SFT']):.2f}) |"
                 for spec, s in spread.items()
             ),
             "",
@@ -565,6 +567,11 @@ def render_family(family: str, rows: list[dict], args: argparse.Namespace) -> st
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def gap_standard_error(a: list[float], b: list[float]) -> float:
+    """The standard error of mean(a) - mean(b) for independent runs (each side's sample variance)."""
+    return (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
 
 
 def targets(family: str, rows: list[dict]) -> str:
