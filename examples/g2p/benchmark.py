@@ -376,11 +376,12 @@ def scored(artifact: Path, plan: Plan, test, cost: dict) -> dict:
 
 
 def seed_rows(family: str, args, cells: Cells, teacher, test, train_set) -> dict:
-    """The run-to-run spread (--seeds): per --sft-ratios size, the served modular plan's test PER of each
-    modular phase and each SFT student's, seed 0 (the page's rows) first. Seed s > 0 trains a modular
-    phase and the SFT students again with training seed s (data order, dropout); nothing else changes."""
+    """The run-to-run spread (--seeds) beyond seed 0 (the page's own rows): per --sft-ratios size, the
+    served modular plan's test PER of each further modular phase and each further SFT student's. Seed
+    s > 0 trains a modular phase and the SFT students again with training seed s (data order, dropout);
+    nothing else changes."""
     spread = {spec: {"modular": [], "SFT": [], "plans": []} for spec in args.sft_ratios}
-    for seed in range(args.seeds):
+    for seed in range(1, args.seeds):
         tag = seed_tag(family, seed)
         if args.stage != "sft":
             artifact, model, cost = modular_phase(family, args, cells, teacher, train_set, seed)
@@ -429,7 +430,12 @@ def run_family(family: str, args: argparse.Namespace, cells: Cells) -> list[dict
     costs = cells.get(f"{family}/costs", partial(interleaved_costs, family, args, keep, train_set))
     rows[f"{family}/teacher"]["costs"] = costs  # carried to the targets table
     rows[f"{family}/teacher"]["tolerance"] = cells.rows[f"{family}/modular/tolerance"]
-    if spread:
+    if spread:  # seed 0 first: the page's own rows
+        for spec, runs in spread.items():
+            served = rows[f"{family}/modular/{spec}"]
+            runs["modular"].insert(0, served["PER"])
+            runs["plans"].insert(0, served["plan"])
+            runs["SFT"].insert(0, rows[f"{family}/sft/{spec}"]["PER"])
         rows[f"{family}/teacher"]["seeds"] = spread
     return list(with_latency(cells, f"{family}/latency", rows, contenders, test).values())
 
@@ -713,6 +719,8 @@ def main() -> None:
         raise SystemExit(f"--families must be among {FAMILIES}")
     if args.seeds < 1:
         raise SystemExit(f"--seeds must be 1 or more, got {args.seeds}")
+    if args.seeds > 1 and args.ratios and not set(args.sft_ratios) <= set(args.ratios):
+        raise SystemExit(f"--seeds compares the --sft-ratios sizes {args.sft_ratios}: add them to --ratios")
     args.runs = args.runs / ("full" if args.full else "small")
     cells = Cells(args.runs / "cells.json")
     results = {family: run_family(family, args, cells) for family in args.families}
