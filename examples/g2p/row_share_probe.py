@@ -5,12 +5,12 @@
 T5's modular 1.5x misses its target because no plan near 1.5x is a stack trained together at that depth
 (docs/g2p.md). A module kind that replaces three layers with two would make 4+4 a uniform plan the phase
 trains on every step, and ``plan_row_strides`` would let it see only every 2nd or 4th row of a batch to
-keep the phase under its cost cap. This probe asks what that costs in quality before any of it is built:
-the 1.5x SFT student (alternating teacher layers, the benchmark's losses; the SFT learning rate 5e-4 or
-the phase's 1e-3) trained for the modular phase's step count with 16, 32 or 64 rows a step, scored on dev words 0..999 (the words
-``recipe_search.py`` scores on), next to what ``benchmark.py --full`` trained (its SFT student, 2,000 steps of
-64 rows, and its modular artifact's served 1.5x and 2x plans) on the same words. Test words are never
-touched. Runs and rows are cached under --runs.
+keep the phase under its cost cap. This probe asks what that costs in quality before any of it is
+built: the 1.5x SFT student (alternating teacher layers, the benchmark's losses; the SFT learning rate
+5e-4 or the phase's 1e-3) trained for the modular phase's step count with 16, 32 or 64 rows a step,
+scored on dev words 0..999 (the words ``recipe_search.py`` scores on), next to what ``benchmark.py
+--full`` trained (its SFT student, 2,000 steps of 64 rows, and its modular artifact's served 1.5x and
+2x plans) on the same words. Test words are never touched. Runs and rows are cached under --runs.
 """
 
 from __future__ import annotations
