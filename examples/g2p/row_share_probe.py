@@ -49,15 +49,8 @@ def main() -> None:
 
         def trained(rows: int = rows, run_dir: Path = run_dir) -> dict:
             student = shrink_model(teacher, keep["encoder"], keep["decoder"])
-            cost = train(
-                student,
-                run_dir,
-                args.steps,
-                train_set,
-                teacher=teacher,
-                per_device_train_batch_size=rows,
-                learning_rate=args.learning_rate,
-            )
+            recipe = {"per_device_train_batch_size": rows, "learning_rate": args.learning_rate}
+            cost = train(student, run_dir, args.steps, train_set, teacher=teacher, **recipe)
             return measure(student, dev, **info, **cost)
 
         row = cells.get(run_dir.name, trained)
