@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark import FULL_RUNS, Cells, assembled, baseline_layers, measure, setup, train, trained_student
+from benchmark import FULL_RUNS, Cells, assembled, baseline_layers, measure, seed_tag, setup, train, trained_student
 from data import G2PDataset, split
 from run import MODULAR, load_teacher
 
@@ -43,6 +43,9 @@ def main() -> None:
         help="the stack's start: alternating teacher layers (as the SFT student), or the --spec plan the "
         "benchmark's modular artifact gives with this strategy (its modules copied out as a stock model)",
     )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="training seed; also which of `benchmark.py --seeds` runs to start from"
+    )
     parser.add_argument("--steps-sft", type=int, default=2000, help="the benchmark's SFT step count (for its row)")
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/row_share"))
     parser.add_argument("--threads", type=int, default=1)
@@ -53,18 +56,19 @@ def main() -> None:
     _, tokenizer = load_teacher(args.family)
     dev = G2PDataset(split()["dev"][:1000], tokenizer)
     keep, info = baseline_layers(MODULAR[args.family].from_teacher(teacher), args.spec)
-    artifact = FULL_RUNS / args.family / "modular" / "artifact"
+    bench, tag = FULL_RUNS / seed_tag(args.family, args.seed), f"-seed{args.seed}" if args.seed else ""
+    artifact = bench / "modular" / "artifact"
     if args.init != "teacher":
         plan = MODULAR[args.family].from_pretrained(artifact).resolve_plan(args.spec, args.init)
         info = {"layers": [plan.encoder.num_steps, plan.decoder.num_steps], "plan": plan.describe()}
     print(f"| {args.spec} student | rows a step | steps | lr | train CPU s | dev PER |\n|---|---:|---:|---:|---:|---:|")
     if args.init != "teacher":  # where the warm start begins
-        row = cells.get(f"{args.spec}-{args.init}-untrained", lambda: measure(assembled(artifact, plan), dev))
+        row = cells.get(f"{args.spec}-{args.init}-untrained{tag}", lambda: measure(assembled(artifact, plan), dev))
         print(f"| {info['plan']} | | 0 | | | {row['PER']:.2f} |")
     lr = "" if args.learning_rate == 5e-4 else f"-lr{args.learning_rate:g}"
     lr += "" if args.init == "teacher" else f"-from-{args.init}"
     for rows in (int(b) for b in args.batches.split(",")):
-        run_dir = runs / f"{args.spec}-{rows}rows-{args.steps}steps{lr}"
+        run_dir = runs / f"{args.spec}-{rows}rows-{args.steps}steps{lr}{tag}"
 
         def trained(rows: int = rows, run_dir: Path = run_dir) -> dict:
             if args.init == "teacher":
@@ -72,7 +76,7 @@ def main() -> None:
             else:
                 student = assembled(artifact, plan)
             recipe = {"per_device_train_batch_size": rows, "learning_rate": args.learning_rate}
-            cost = train(student, run_dir, args.steps, train_set, teacher=teacher, **recipe)
+            cost = train(student, run_dir, args.steps, train_set, teacher=teacher, seed=args.seed, **recipe)
             return measure(student, dev, **info, **cost)
 
         row = cells.get(run_dir.name, trained)
@@ -80,15 +84,15 @@ def main() -> None:
             f"| {info.get('plan', info['layers'])} | {rows} | {args.steps} | {args.learning_rate:g} "
             f"| {row['train_cpu_s']:.0f} | {row['PER']:.2f} |"
         )
-    sft = FULL_RUNS / args.family / f"sft-{args.spec}"
+    sft = bench / f"sft-{args.spec}"
     if sft.exists():
-        row = cells.get("benchmark-sft", lambda: measure(trained_student(sft), dev))
+        row = cells.get(f"benchmark-sft{tag}", lambda: measure(trained_student(sft), dev))
         print(f"| benchmark SFT student | 64 | {args.steps_sft} | 5e-4 | | {row['PER']:.2f} |")
     if artifact.exists():
         model = MODULAR[args.family].from_pretrained(artifact)
         for spec in (args.spec, "2x"):
             plan = model.resolve_plan(spec)
-            row = cells.get(f"benchmark-modular-{spec}", lambda p=plan: measure(assembled(artifact, p), dev))
+            row = cells.get(f"benchmark-modular-{spec}{tag}", lambda p=plan: measure(assembled(artifact, p), dev))
             print(f"| benchmark modular {spec}: {plan.describe()} | | | | | {row['PER']:.2f} |")
 
 
