@@ -27,6 +27,7 @@ from data import G2PDataset, split
 from run import MODULAR, load_teacher
 
 from hf_modular.shrink import shrink_model
+from hf_modular.training import last_complete_checkpoint
 
 
 def main() -> None:
@@ -46,7 +47,6 @@ def main() -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="training seed; also which of `benchmark.py --seeds` runs to start from"
     )
-    parser.add_argument("--steps-sft", type=int, default=2000, help="the benchmark's SFT step count (for its row)")
     parser.add_argument("--runs", type=Path, default=Path("runs/g2p/row_share"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -58,11 +58,10 @@ def main() -> None:
     keep, info = baseline_layers(MODULAR[args.family].from_teacher(teacher), args.spec)
     bench, tag = FULL_RUNS / seed_tag(args.family, args.seed), f"-seed{args.seed}" if args.seed else ""
     artifact = bench / "modular" / "artifact"
-    if args.init != "teacher":
+    print(f"| {args.spec} student | rows a step | steps | lr | train CPU s | dev PER |\n|---|---:|---:|---:|---:|---:|")
+    if args.init != "teacher":  # the warm start's plan, and where it begins
         plan = MODULAR[args.family].from_pretrained(artifact).resolve_plan(args.spec, args.init)
         info = {"layers": [plan.encoder.num_steps, plan.decoder.num_steps], "plan": plan.describe()}
-    print(f"| {args.spec} student | rows a step | steps | lr | train CPU s | dev PER |\n|---|---:|---:|---:|---:|---:|")
-    if args.init != "teacher":  # where the warm start begins
         row = cells.get(f"{args.spec}-{args.init}-untrained{tag}", lambda: measure(assembled(artifact, plan), dev))
         print(f"| {info['plan']} | | 0 | | | {row['PER']:.2f} |")
     lr = "" if args.learning_rate == 5e-4 else f"-lr{args.learning_rate:g}"
@@ -87,13 +86,14 @@ def main() -> None:
     sft = bench / f"sft-{args.spec}"
     if sft.exists():
         row = cells.get(f"benchmark-sft{tag}", lambda: measure(trained_student(sft), dev))
-        print(f"| benchmark SFT student | 64 | {args.steps_sft} | 5e-4 | | {row['PER']:.2f} |")
+        steps = last_complete_checkpoint(sft).name.rsplit("-", 1)[1]
+        print(f"| benchmark SFT student | 64 | {steps} | 5e-4 | | {row['PER']:.2f} |")
     if artifact.exists():
         model = MODULAR[args.family].from_pretrained(artifact)
         for spec in (args.spec, "2x"):
-            plan = model.resolve_plan(spec)
-            row = cells.get(f"benchmark-modular-{spec}{tag}", lambda p=plan: measure(assembled(artifact, p), dev))
-            print(f"| benchmark modular {spec}: {plan.describe()} | | | | | {row['PER']:.2f} |")
+            served = model.resolve_plan(spec)
+            row = cells.get(f"benchmark-modular-{spec}{tag}", lambda p=served: measure(assembled(artifact, p), dev))
+            print(f"| benchmark modular {spec}: {served.describe()} | | | | | {row['PER']:.2f} |")
 
 
 if __name__ == "__main__":
