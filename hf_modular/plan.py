@@ -2,8 +2,10 @@
 
 A stack of ``depth`` teacher layers is tiled by spans ``[start, end)``. A span of length 1 is
 the teacher layer ``start``; a longer span is the module trained to replace those layers.
-A plan is one tiling per stack. This module is pure data and arithmetic (no torch), so the
-parsers and the tiling search can be tested exhaustively.
+A plan is one tiling per stack. A *specialised* plan runs the same tiling on layers of its own,
+copied out of the shared ones and trained for that plan alone (``specialised_steps``). This
+module is pure data and arithmetic (no torch), so the parsers and the tiling search can be
+tested exhaustively.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from .errors import AssemblyError
 from .validation import is_int
@@ -72,23 +75,37 @@ class StackPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """One tiling per stack."""
+    """One tiling per stack; ``specialised``: run it on the plan's own layers, not the shared ones."""
 
     encoder: StackPlan
     decoder: StackPlan
+    specialised: bool = False
 
     def stack(self, name: str) -> StackPlan:
         return getattr(self, name)
 
     @property
     def is_identity(self) -> bool:
-        return self.encoder.is_identity and self.decoder.is_identity
+        return self.encoder.is_identity and self.decoder.is_identity and not self.specialised
 
-    def to_json(self) -> dict[str, list[int | list[int]]]:
-        return {name: self.stack(name).to_json() for name in STACKS}
+    @property
+    def shared(self) -> Plan:
+        """The same tiling on the shared layers."""
+        return Plan(self.encoder, self.decoder)
+
+    @property
+    def specialised_key(self) -> str:
+        """The name a specialised plan's layers are stored under (``"4_4"``: its encoder and decoder
+        step counts; an artifact holds at most one specialised plan per pair)."""
+        return f"{self.encoder.num_steps}_{self.decoder.num_steps}"
+
+    def to_json(self) -> dict[str, Any]:
+        stacks: dict[str, Any] = {name: self.stack(name).to_json() for name in STACKS}
+        return {**stacks, "specialised": True} if self.specialised else stacks
 
     def describe(self) -> str:
-        return f"encoder[{self.encoder.describe()}] decoder[{self.decoder.describe()}]"
+        tilings = f"encoder[{self.encoder.describe()}] decoder[{self.decoder.describe()}]"
+        return f"specialised {tilings}" if self.specialised else tilings
 
 
 def parse_stack_plan(name: str, steps: object, depth: int, available: Sequence[Span]) -> StackPlan:
@@ -143,17 +160,23 @@ def parse_stack_plan(name: str, steps: object, depth: int, available: Sequence[S
 
 
 def parse_plan(spec: Mapping[str, object], depths: Mapping[str, int], available: Mapping[str, Sequence[Span]]) -> Plan:
-    """An explicit plan ``{"encoder": [...], "decoder": [...]}``; a missing stack runs its teacher layers."""
-    unknown = sorted(str(k) for k in spec if k not in STACKS)
+    """An explicit plan ``{"encoder": [...], "decoder": [...]}`` (a missing stack runs its teacher
+    layers), with ``"specialised": true`` for the specialised layers of that tiling."""
+    unknown = sorted(str(k) for k in spec if k not in (*STACKS, "specialised"))
     if unknown:
-        raise AssemblyError(f"unknown plan keys {unknown}: a plan has the keys 'encoder' and 'decoder'")
+        raise AssemblyError(
+            f"unknown plan keys {unknown}: a plan has the keys 'encoder' and 'decoder' (and optionally 'specialised')"
+        )
+    specialised = spec.get("specialised", False)
+    if not isinstance(specialised, bool):
+        raise AssemblyError(f"plan key 'specialised' is {specialised!r}: use true or false")
     stacks = {
         name: parse_stack_plan(name, spec[name], depths[name], available[name])
         if name in spec
         else StackPlan.identity(depths[name])
         for name in STACKS
     }
-    return Plan(**stacks)
+    return Plan(**stacks, specialised=specialised)
 
 
 class Tilings:

@@ -124,7 +124,8 @@ def stock_model_with_plan(model):
         source, target = model.planned_layers(name), getattr(adapter.stack(stock, name), adapter.layers_attr)
         assert len(target) == plan.stack(name).num_steps
         for position, span in enumerate(plan.stack(name).spans):
-            target[position].load_state_dict(source.get(span).state_dict())
+            layer = source.specialised[plan.specialised_key][position] if plan.specialised else source.get(span)
+            target[position].load_state_dict(layer.state_dict())
     shared = {k: v for k, v in model.state_dict().items() if f".{adapter.layers_attr}." not in k}
     result = stock.load_state_dict(shared, strict=False)
     assert not result.unexpected_keys

@@ -1,6 +1,7 @@
 """Run by test_ddp.py: train a modular model with a global batch of 8, on 1 process (plain python)
 or on 2 CPU processes (torchrun or accelerate launch, gloo). An optional third argument is a JSON
-object of CompressionTrainingArguments overrides (the plan-sampling recipe under test).
+object of CompressionTrainingArguments overrides (the plan-sampling recipe under test), plus
+``specialise``: the plans given layers of their own (``from_teacher(..., specialise=...)``).
 
 Each rank writes its final weights (hash and a few values), its world size and its logged losses
 to OUT/rank{N}.json. Data order is sequential, so one process and two see the same global batches.
@@ -26,7 +27,7 @@ def main() -> None:
     family, out = sys.argv[1], Path(sys.argv[2])
     recipe = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    _, model = modular_model(family)
+    _, model = modular_model(family, specialise=recipe.pop("specialise", ()))  # a model setting, not an argument
     values = {
         "output_dir": str(out / "run"),
         "max_steps": 6,

@@ -58,6 +58,10 @@ def artifact(g2p_files, tmp_path_factory) -> Path:
             "16",
             "--plan-sampling",
             "granularities",
+            "--specialise",
+            "1.5x",
+            "--specialised-steps",
+            "2",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -73,6 +77,10 @@ def test_compress_writes_a_modular_artifact_with_its_tokenizer(artifact):
     assert config["model_type"] == "modular_t5" and config["teacher_name_or_path"] == str(TEACHER)
     assert AutoTokenizer.from_pretrained(artifact)("c a t")["input_ids"][-1] == 1  # ends with </s>
     assert (artifact.parent / "artifact-checkpoints").is_dir()
+    assert config["specialised_plans"] == [{"encoder": [0, 1, [2, 4], [4, 6]], "decoder": [0, 1, [2, 4], [4, 6]]}]
+    training = json.loads((artifact / "hf_modular_training.json").read_text())
+    assert training["steps_run"] == training["max_steps"] == 5  # the phase's 3 steps, then the specialised 2
+    assert AutoModelForSeq2SeqLM.from_pretrained(artifact, assemble="1.5x").config.hf_modular["plan"]["specialised"]
 
 
 def test_eval_prints_and_stores_the_table(artifact, g2p_files, tmp_path):
@@ -138,6 +146,8 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--module-lr-scales", "6:-1"], "6: -1.0"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--plan-row-strides", "2:x"], "'2:x'"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--plan-row-strides", "2:0"], "2: 0 is not"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--specialise", "1.5x"], "give both"),
+        (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--specialised-steps", "5"], "give both"),
         (
             [
                 "compress",

@@ -60,6 +60,10 @@ MULTI_PLAN = {
     "plan_row_strides": {"2": 2},  # plans with 2-layer modules on the even rows, as the term above
 }
 
+# The same, then the 1.5x plan's own layers in the last 2 of the 6 steps: copied on every rank at
+# the first of them, the phase's groups at rate 0 and the specialised groups on their own schedule.
+SPECIALISED = {**MULTI_PLAN, "specialise": ["1.5x"], "specialised_steps": 2}
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
@@ -70,6 +74,7 @@ MULTI_PLAN = {
         ("accelerate", "t5", {}),
         ("torchrun", "t5", MULTI_PLAN),
         ("torchrun", "bart", MULTI_PLAN),
+        ("torchrun", "t5", SPECIALISED),
     ],
     ids=[
         "torchrun-t5-random",
@@ -77,6 +82,7 @@ MULTI_PLAN = {
         "accelerate-t5-random",
         "torchrun-t5-multi",
         "torchrun-bart-multi",
+        "torchrun-t5-specialised",
     ],
 )
 def test_two_processes_train_like_one(launcher, family, recipe, tmp_path):

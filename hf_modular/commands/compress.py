@@ -100,6 +100,19 @@ def compress(
             "deepest) train on every 2nd row of a batch, so a step costs less (see docs/training.md)"
         ),
     ] = None,
+    specialise: Annotated[
+        str | None,
+        typer.Option(
+            help="sizes whose plan gets layers of its own, e.g. '1.5x' (comma-separated): copied out of the shared "
+            "layers after the phase and trained for that plan alone in --specialised-steps more steps"
+        ),
+    ] = None,
+    specialised_steps: Annotated[
+        int, typer.Option(min=0, help="steps after the phase that train the --specialise plans (e.g. 40%% of --steps)")
+    ] = 0,
+    specialised_learning_rate: Annotated[
+        float | None, typer.Option(min=0.0, help="their peak learning rate (default: half of --learning-rate)")
+    ] = None,
     bf16: Annotated[bool, typer.Option(help="bfloat16 mixed precision (weights stay float32)")] = False,
     report_to: Annotated[str, typer.Option(help="'none', or e.g. 'tensorboard', 'wandb' (comma-separated)")] = "none",
     checkpoints: Annotated[Path | None, typer.Option(help="checkpoint folder (default: <output>-checkpoints)")] = None,
@@ -137,11 +150,19 @@ def compress(
             f"(save it next to the teacher, or pass --tokenizer)"
         )
     sizes = [_positive_int(s) for s in split_list(module_sizes)] if module_sizes else None
+    specialised = split_list(specialise) or [] if specialise else []
+    if bool(specialised) != bool(specialised_steps):
+        raise fail(
+            f"--specialise {specialise!r} with --specialised-steps {specialised_steps}: give both (the plans and the "
+            f"steps that train them after the phase) or neither"
+        )
     scales = _size_map(module_lr_scales, "--module-lr-scales", "MULTIPLIER", "'6:0.5'", float)
     strides = _size_map(plan_row_strides, "--plan-row-strides", "STRIDE", "'2:2'", int)
     args = CompressionTrainingArguments(
         output_dir=str(run_dir),
-        max_steps=steps,
+        max_steps=steps + specialised_steps,
+        specialised_steps=specialised_steps,
+        specialised_learning_rate=specialised_learning_rate,
         per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size,
         gradient_accumulation_steps=gradient_accumulation_steps,
@@ -169,10 +190,11 @@ def compress(
     rows = tokenize_pairs(pairs, tokenizer, source, target, max_length)
     eval_rows = tokenize_pairs(held_out, tokenizer, source, target, max_length) if held_out is not None else None
     identity = _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max_length, sizes, args)
+    identity["specialise"] = specialised
     _check_resumable(run_dir, identity, overwrite)
-
+    model_class = modular.model_class(model_type)
     # ---- the work
-    model = modular.model_class(model_type).from_teacher(teacher, module_sizes=sizes, dtype=torch.float32)
+    model = model_class.from_teacher(teacher, module_sizes=sizes, specialise=specialised, dtype=torch.float32)
     trainer = CompressionTrainer(
         model=model,
         args=args,
@@ -195,11 +217,12 @@ def compress(
         console.print(f"measured {len(scores.plans)} plans on {scores.examples} held-out pairs")
     trainer.save_model(str(output))
     ran = trainer.state.global_step
-    record = {"steps_run": ran, "max_steps": steps, "stopped_by_max_time": ran < steps, "identity": identity}
+    total = steps + specialised_steps
+    record = {"steps_run": ran, "max_steps": total, "stopped_by_max_time": ran < total, "identity": identity}
     (output / TRAINING_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    if ran < steps:
+    if ran < total:
         console.print(
-            f"[yellow]stopped by --max-time after {ran} of {steps} steps[/]: the artifact is usable; rerun the "
+            f"[yellow]stopped by --max-time after {ran} of {total} steps[/]: the artifact is usable; rerun the "
             f"same command to continue the same schedule"
         )
     ratios = ", ".join(f"{r:.3g}x" for r in model.reachable_ratios())

@@ -83,6 +83,18 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
             "twice, so a step costs less and the shallower plans get more steps for the same CPU"
         },
     )
+    specialised_steps: int = field(
+        default=0,
+        metadata={
+            "help": "the run's last N steps train only the model's specialised plans (add_specialised_plan): at "
+            "the first of them each is copied from the shared layers it runs, then it learns for that plan alone; "
+            "the phase's own schedule ends before them (max_steps counts both)"
+        },
+    )
+    specialised_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "peak learning rate of the specialised steps (default: half of learning_rate)"},
+    )
     replacement_schedule: str = field(default="linear", metadata={"help": "'linear' or 'constant'"})
     replacement_rate: float = field(default=0.3, metadata={"help": "rate at the first step (or the constant rate)"})
     replacement_rate_end: float = field(default=1.0, metadata={"help": "rate at the last step (linear schedule)"})
@@ -131,6 +143,17 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
                 f"plan_row_strides={self.plan_row_strides} thins the rows of the plans of "
                 f"plan_sampling='granularities'; with plan_sampling={self.plan_sampling!r} each step trains one plan"
             )
+        if not (is_int(self.specialised_steps) and self.specialised_steps >= 0):
+            raise ConfigError(f"specialised_steps={self.specialised_steps!r} must be an integer >= 0")
+        if self.specialised_steps and not self.max_steps > self.specialised_steps:
+            raise ConfigError(
+                f"specialised_steps={self.specialised_steps} are the last steps of max_steps={self.max_steps}: set "
+                f"max_steps to the phase's steps plus the specialised ones"
+            )
+        if self.specialised_learning_rate is not None and not (
+            is_real(self.specialised_learning_rate) and 0 < self.specialised_learning_rate < float("inf")
+        ):
+            raise ConfigError(f"specialised_learning_rate={self.specialised_learning_rate!r} must be a number > 0")
         self.schedule  # validates the schedule fields  # noqa: B018
         for name in LOSS_WEIGHTS:
             value = getattr(self, name)
@@ -145,6 +168,11 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
         # Stochastic plans leave some modules unused in a step; DDP must expect that.
         if self.ddp_find_unused_parameters is None:
             self.ddp_find_unused_parameters = True
+
+    @property
+    def specialised_rate(self) -> float:
+        """The specialised steps' peak learning rate."""
+        return self.specialised_learning_rate or self.learning_rate / 2
 
     @property
     def schedule(self) -> ReplacementSchedule:

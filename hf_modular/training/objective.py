@@ -49,6 +49,14 @@ class Objective:
         (default: none; every parameter at ``learning_rate``)."""
         return {}
 
+    def tail_steps(self) -> int:
+        """How many of the run's last steps train other parameters than the phase (default: none)."""
+        return 0
+
+    def tail_parameters(self, model: nn.Module) -> set[int]:
+        """``{id(parameter)}`` of the parameters that learn only in those last steps."""
+        return set()
+
     def output_flags(self, flags: dict[str, bool]) -> dict[str, bool]:
         """The student forward's ``output_*`` flags, given those the loss terms need."""
         return flags
@@ -78,6 +86,9 @@ class Objective:
     ) -> tuple[Tensor, Any] | None:
         """``(loss, outputs)`` when this step belongs to a phase before distillation, else None."""
         return None
+
+    def after_training(self, model: nn.Module) -> None:
+        """Called when ``train()`` returns, also when it stopped early (``max_time``)."""
 
     def log_fields(self) -> dict[str, float]:
         """Extra values logged with the training loss."""

@@ -32,6 +32,7 @@ from ..plan import STACKS, Plan
 from ..registry import get_method, methods, trainable_methods
 from .arguments import CompressionTrainingArguments
 from .checkpointing import SafeCheckpointing
+from .staged_schedule import staged_lr_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -235,23 +236,40 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """The Trainer's optimizer, with each parameter group split by the objective's learning-rate
-        multipliers (``module_lr_scales``); the scheduler then scales every group's own rate."""
+        multipliers (``module_lr_scales``, the specialised rate) and by whether it learns in the phase or
+        in its last steps (``specialised: True``); the scheduler then scales every group's own rate."""
         fresh = self.optimizer is None
         optimizer = super().create_optimizer(model)
-        scales = self.objective.learning_rate_scales(
-            self.accelerator.unwrap_model(self.model if model is None else model)
-        )
-        if fresh and scales:
+        unwrapped = self.accelerator.unwrap_model(self.model if model is None else model)
+        scales, tail = self.objective.learning_rate_scales(unwrapped), self.objective.tail_parameters(unwrapped)
+        if fresh and (scales or tail):
             groups = []
             for group in optimizer.param_groups:
-                by_scale: dict[float, list[nn.Parameter]] = {}
+                by_key: dict[tuple[bool, float], list[nn.Parameter]] = {}
                 for parameter in group["params"]:
-                    by_scale.setdefault(scales.get(id(parameter), 1.0), []).append(parameter)
-                groups += [{**group, "params": ps, "lr": group["lr"] * s} for s, ps in sorted(by_scale.items())]
+                    key = (id(parameter) in tail, scales.get(id(parameter), 1.0))
+                    by_key.setdefault(key, []).append(parameter)
+                groups += [
+                    {**group, "params": ps, "lr": group["lr"] * scale, "specialised": late}
+                    for (late, scale), ps in sorted(by_key.items())
+                ]
             optimizer.param_groups.clear()  # no step has run: nothing in the state refers to a group yet
             for group in groups:
                 optimizer.add_param_group(group)
         return optimizer
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> torch.optim.lr_scheduler.LRScheduler:
+        """The Trainer's scheduler; with ``specialised_steps``, the phase's groups follow it over the phase
+        and the specialised groups over the last steps (``staged_lr_scheduler``)."""
+        tail = self.objective.tail_steps()
+        if self.lr_scheduler is None and tail:
+            optimizer = optimizer if optimizer is not None else self.optimizer
+            late = [i for i, group in enumerate(optimizer.param_groups) if group.get("specialised")]
+            self.lr_scheduler = staged_lr_scheduler(self.args, optimizer, num_training_steps, tail, late)
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def teacher_forward(self, student: nn.Module, inputs: dict[str, Any], extra: dict[str, bool]):
         if self.teacher is not None:
@@ -298,6 +316,12 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
         return torch.as_tensor(count, device=local_mask.device).clamp(min=1).float()
 
     # ----------------------------------------------------------------- after training
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """Stock ``train()``, then the objective's last word (``Objective.after_training``)."""
+        output = super().train(*args, **kwargs)
+        self.objective.after_training(self.accelerator.unwrap_model(self.model))
+        return output
+
     def evaluate_assemblies(
         self, eval_dataset: Dataset | None = None, ratios: Sequence[str] | None = None, **kwargs: Any
     ) -> AssemblyTable:

@@ -17,14 +17,16 @@ For ``"Nx"`` a strategy chooses a plan:
   among the plans within 5% of N).
 - ``auto`` (the default): ``measured`` when the artifact holds a measured table, else ``size-first``.
 
-Within a stack, the chosen step count is realised by ``Tilings.most_even``.
+Within a stack, the chosen step count is realised by ``Tilings.most_even``; where the artifact holds
+a specialised plan of the chosen step counts (layers of its own, trained for that plan alone),
+``size-first`` and ``speed-first`` serve it instead, and ``measured`` weighs it with the others.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,12 +85,16 @@ class StackSpace:
 class PlanSpace:
     """Every plan a model can run, and the ratios they reach."""
 
-    def __init__(self, stacks: Mapping[str, StackSpace]):
+    def __init__(self, stacks: Mapping[str, StackSpace], specialised: Sequence[Plan] = ()):
         self.stacks = dict(stacks)
+        self.specialised = {(p.encoder.num_steps, p.decoder.num_steps): p for p in specialised}
         self.tilings = {name: Tilings(space.depth, space.modules) for name, space in self.stacks.items()}
         self._depths = {name: space.depth for name, space in self.stacks.items()}
         self._params = {name: space.layer_params for name, space in self.stacks.items()}
         self._start_params = {name: space.start_params for name, space in self.stacks.items()}
+
+    def specialised_keys(self) -> set[str]:
+        return {plan.specialised_key for plan in self.specialised.values()}
 
     def ratio(self, steps: Mapping[str, int]) -> float:
         return layer_ratio(steps, self._depths, self._params, self._start_params)
@@ -138,7 +144,14 @@ class PlanSpace:
             return PlanChoice(self.identity(), "none", "assemble=None: the whole artifact, run as the teacher")
         if isinstance(spec, Mapping):
             available = {name: self.stacks[name].modules for name in STACKS}
-            return PlanChoice(parse_plan(spec, self._depths, available), "explicit", "an explicit plan")
+            plan = parse_plan(spec, self._depths, available)
+            if plan.specialised and plan not in self.specialised.values():
+                held = "; ".join(p.describe() for p in self.specialised.values()) or "none"
+                raise AssemblyError(
+                    f"the plan {plan.describe()} asks for specialised layers this artifact does not hold; its "
+                    f"specialised plans: {held}"
+                )
+            return PlanChoice(plan, "explicit", "an explicit plan")
         if not isinstance(spec, str):
             raise AssemblyError(
                 f"assemble={spec!r} has type {type(spec).__name__}: use a ratio string like '3x', "
@@ -159,7 +172,11 @@ class PlanSpace:
             return self._calibrated(spec, ratio, calibrated or {})
         steps = min(candidates, key=lambda c: self._preference(c, ratio, strategy))
         rule = "both stacks compressed alike" if strategy == "size-first" else "the shallowest decoder"
-        return PlanChoice(self.realise(steps), strategy, f"{strategy}: of the ratios within 5% of {spec}, {rule}")
+        reason = f"{strategy}: of the ratios within 5% of {spec}, {rule}"
+        specialised = self.specialised.get((steps["encoder"], steps["decoder"]))
+        if specialised is not None:
+            return PlanChoice(specialised, strategy, f"{reason}, on the layers specialised for it")
+        return PlanChoice(self.realise(steps), strategy, reason)
 
     def identity(self) -> Plan:
         return Plan(**{name: StackPlan.identity(self._depths[name]) for name in STACKS})

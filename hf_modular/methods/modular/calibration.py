@@ -33,7 +33,7 @@ from ...losses import logit_kd_rows
 from ...metrics import edit_distance
 from ...plan import STACKS, Plan
 from ...validation import is_int, is_real
-from .assembly import format_ratio, parse_ratio
+from .assembly import RATIO_TOLERANCE, format_ratio, parse_ratio
 from .modeling import ModularModelMixin
 
 
@@ -149,7 +149,8 @@ def measure_plans(
     if not batches:
         raise DataError("measure_plans needs at least one batch of held-out inputs")
     every = _plans_by_size(model.plan_space, model.plan_space.step_combinations())
-    plans = list(itertools.islice((plan for plan in every if not plan.is_identity), max_plans))
+    shared = itertools.islice((plan for plan in every if not plan.is_identity), max_plans)
+    plans = [*model.specialised_plans, *shared]
     with model.plan_context(model.resolve_plan(None), eval_mode=True):
         length = max_new_tokens or decode_length(model, batches)
         references = [_teacher_reference(model, batch, length) for batch in batches]
@@ -196,8 +197,11 @@ def calibrate_assembly(
 
 
 def _candidate_plans(model: ModularModelMixin, ratio: float) -> Iterable[Plan]:
+    """The specialised plans within the tolerance of ``ratio``, then the shared ones, most even first."""
     space = model.plan_space
-    return _plans_by_size(space, sorted(space.candidates(ratio), key=lambda c: abs(space.ratio(c) - ratio)))
+    near = [plan for plan in model.specialised_plans if abs(space.plan_ratio(plan) / ratio - 1) <= RATIO_TOLERANCE]
+    shared = _plans_by_size(space, sorted(space.candidates(ratio), key=lambda c: abs(space.ratio(c) - ratio)))
+    return itertools.chain(near, shared)
 
 
 def _plans_by_size(space: Any, combos: list[dict[str, int]]) -> Iterable[Plan]:

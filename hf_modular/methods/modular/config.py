@@ -21,6 +21,7 @@ MODULAR_FIELDS = (
     "assemble_strategy",
     "calibrated_plans",
     "plan_scores",
+    "specialised_plans",
     "teacher_name_or_path",
 )
 
@@ -42,6 +43,9 @@ class ModularConfigMixin(MethodConfigMixin):
     plan_scores: the measured quality of every plan (``measure_plans``): ``{"metric": ...,
         "examples": n, "tolerance_se": z, "plans": [{"plan": plan dict, "score": lower is better,
         "front": true on the served front}, ...]}``.
+    specialised_plans: plans that run on layers of their own (``[{"encoder": [...], "decoder":
+        [...]}, ...]``), copied out of the shared layers and trained for that plan alone in the last
+        ``specialised_steps`` of the phase; add one with ``add_specialised_plan("1.5x")``.
     teacher_name_or_path: where the teacher came from (for model cards).
     """
 
@@ -50,6 +54,7 @@ class ModularConfigMixin(MethodConfigMixin):
     assemble_strategy: str = "auto"
     calibrated_plans: dict[str, dict[str, Any]] | None = None
     plan_scores: dict[str, Any] | None = None
+    specialised_plans: list[dict[str, Any]] | None = None
 
     def validate_fields(self) -> None:
         self.validate_modular_fields()
@@ -113,6 +118,14 @@ class ModularConfigMixin(MethodConfigMixin):
             isinstance(plans, Mapping) and all(isinstance(k, str) and isinstance(v, Mapping) for k, v in plans.items())
         ):
             raise ConfigError(f"calibrated_plans={plans!r}: expected a dict {{'3x': plan dict, ...}}")
+        specialised = self.specialised_plans
+        if specialised is not None and not (
+            isinstance(specialised, list) and all(isinstance(p, Mapping) for p in specialised)
+        ):
+            raise ConfigError(
+                f"specialised_plans={specialised!r}: expected a list of plan dicts [{{'encoder': [...], "
+                f"'decoder': [...]}}, ...]"
+            )
         scores = self.plan_scores
         if scores is not None:
             entries = scores.get("plans") if isinstance(scores, Mapping) else None

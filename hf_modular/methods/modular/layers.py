@@ -6,13 +6,14 @@ controlling that iteration we run any plan through transformers' own forward cod
 position bias, caching, output capture and gradient checkpointing all stay stock.
 
 Storage: teacher layer ``i`` is the child ``"i"`` (state-dict keys match a stock checkpoint,
-``encoder.block.3.*``) and the module for span [s, e) is ``pool["s_e"]``.
+``encoder.block.3.*``), the module for span [s, e) is ``pool["s_e"]``, and step k of a
+specialised plan is ``specialised["<key>"][k]`` (``Plan.specialised_key``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,16 +24,24 @@ from ...batch_rows import every_nth_row
 from ...plan import Span, StackPlan, span_key
 
 POOL = "pool"
+SPECIALISED = "specialised"
 
 
 class PlannedLayers(nn.Module):
-    def __init__(self, teacher_layers: Mapping[int, nn.Module], modules: Mapping[Span, nn.Module]):
+    def __init__(
+        self,
+        teacher_layers: Mapping[int, nn.Module],
+        modules: Mapping[Span, nn.Module],
+        specialised: Mapping[str, Sequence[nn.Module]] | None = None,
+    ):
         super().__init__()
         for index, layer in sorted(teacher_layers.items()):
             self.add_module(str(index), layer)
         self.pool = nn.ModuleDict({span_key(span): module for span, module in sorted(modules.items())})
+        self.specialised = nn.ModuleDict({key: nn.ModuleList(layers) for key, layers in (specialised or {}).items()})
         self._order: tuple[nn.Module, ...] = ()
         self.plan: StackPlan | None = None
+        self.specialised_key: str | None = None  # the specialised layers the plan runs on, if any
         self._shadow: TeacherContext | None = None
 
     def get(self, span: Span) -> nn.Module | None:
@@ -42,20 +51,27 @@ class PlannedLayers(nn.Module):
         return self.pool[span_key(span)] if span_key(span) in self.pool else None  # noqa: SIM401 - ModuleDict has no get()
 
     def stored_spans(self) -> set[Span]:
-        teacher = {(int(k), int(k) + 1) for k in self._modules if k != POOL}
+        """The teacher layers and pool modules held (the shared layers; specialised ones aside)."""
+        teacher = {(int(k), int(k) + 1) for k in self._modules if k not in (POOL, SPECIALISED)}
         return teacher | {tuple(map(int, k.split("_"))) for k in self.pool}  # type: ignore[misc]
 
     def pool_modules(self) -> list[tuple[Span, nn.Module]]:
         """Every module of the pool with the span it replaces."""
         return [(tuple(map(int, key.split("_"))), module) for key, module in self.pool.items()]  # type: ignore[misc]
 
-    def run(self, plan: StackPlan) -> None:
-        """Make iteration follow ``plan`` and give each step its own KV-cache slot."""
-        missing = [span for span in plan.spans if self.get(span) is None]
-        if missing:
-            raise KeyError(f"layers not stored: {missing}")
-        self._order = tuple(self.get(span) for span in plan.spans)  # type: ignore[misc]
-        self.plan = plan
+    def run(self, plan: StackPlan, specialised_key: str | None = None) -> None:
+        """Make iteration follow ``plan`` (on the specialised layers stored under ``specialised_key``,
+        if given) and give each step its own KV-cache slot."""
+        if specialised_key is not None:
+            if specialised_key not in self.specialised:
+                raise KeyError(f"specialised layers not stored: {specialised_key}")
+            self._order = tuple(self.specialised[specialised_key])
+        else:
+            missing = [span for span in plan.spans if self.get(span) is None]
+            if missing:
+                raise KeyError(f"layers not stored: {missing}")
+            self._order = tuple(self.get(span) for span in plan.spans)  # type: ignore[misc]
+        self.plan, self.specialised_key = plan, specialised_key
         # Every attention module reads and writes cache slot `layer_idx`: number them in
         # execution order, or two steps share a slot and the output is silently wrong.
         for position, layer in enumerate(self._order):

@@ -28,13 +28,13 @@ from ...atomic_save import check_output_path, staged_directory
 from ...batch_rows import every_nth_row
 from ...configuration_utils import architecture_values, deep_decoder_stock_config_class
 from ...errors import AssemblyError, CheckpointError, ConfigError, DataError
-from ...plan import STACKS, Plan, Span, covering_tilings, module_spans
+from ...plan import STACKS, Plan, Span, covering_tilings, module_spans, parse_plan
 from ...registration import register_integrations
 from ...safe_loading import check_checkpoint_folder
 from ...serialization import SafeSerializationMixin
 from .assembly import PlanChoice, PlanSpace, StackSpace, check_strategy
 from .config import MODULAR_FIELDS
-from .layers import POOL, PlannedLayers
+from .layers import POOL, SPECIALISED, PlannedLayers
 from .model_card import write_assembled_card
 from .report import CompressionReport, StackCount
 
@@ -68,7 +68,15 @@ class ModularModelMixin(SafeSerializationMixin):
 
     @property
     def active_plan(self) -> Plan:
-        return Plan(**{name: self.planned_layers(name).plan for name in STACKS})
+        layers = {name: self.planned_layers(name) for name in STACKS}
+        specialised = layers["encoder"].specialised_key is not None
+        return Plan(**{name: stack.plan for name, stack in layers.items()}, specialised=specialised)
+
+    @property
+    def specialised_plans(self) -> list[Plan]:
+        """The specialised plans (``config.specialised_plans``) whose layers this model holds."""
+        held = self.planned_layers("encoder").specialised
+        return [plan for plan in self._plan_space.specialised.values() if plan.specialised_key in held]
 
     def covering_plans(self) -> list[Plan]:
         """Plans that together run every layer this model stores: a pass over data under each reaches
@@ -79,7 +87,8 @@ class ModularModelMixin(SafeSerializationMixin):
             for name in STACKS
         }
         count = max(len(t) for t in tilings.values())
-        return [Plan(**{name: t[i % len(t)] for name, t in tilings.items()}) for i in range(count)]
+        shared = [Plan(**{name: t[i % len(t)] for name, t in tilings.items()}) for i in range(count)]
+        return shared + self.specialised_plans
 
     def planned_layers(self, name: str) -> PlannedLayers:
         return getattr(self.adapter.stack(self, name), self.adapter.layers_attr)
@@ -96,27 +105,62 @@ class ModularModelMixin(SafeSerializationMixin):
                 layer_params=per_layer,
                 start_params=sum(p.numel() for p in first_layer.parameters()) - per_layer,
             )
-        return PlanSpace(stacks)
+        specialised = [self._parse_specialised(spec, stacks) for spec in self.config.specialised_plans or ()]
+        keys = [plan.specialised_key for plan in specialised]
+        if len(set(keys)) < len(keys):
+            raise ConfigError(
+                f"config.specialised_plans holds two plans of the same encoder and decoder depths ({keys}): keep one"
+            )
+        return PlanSpace(stacks, specialised)
+
+    def _parse_specialised(self, spec: Any, stacks: dict[str, StackSpace]) -> Plan:
+        depths = {name: space.depth for name, space in stacks.items()}
+        try:
+            plan = parse_plan(spec, depths, {name: space.modules for name, space in stacks.items()})
+        except AssemblyError as error:
+            raise ConfigError(f"config.specialised_plans: {error}") from None
+        if plan.is_identity or plan.specialised:
+            raise ConfigError(
+                f"config.specialised_plans entry {dict(spec)!r}: give the tiling of a compressed plan (at least one "
+                f"module, no 'specialised' key)"
+            )
+        return Plan(plan.encoder, plan.decoder, specialised=True)
 
     def _install_planned_layers(self, needed: Plan | None) -> None:
         """Replace each stack's layer list; keep only the layers ``needed`` (all if None)."""
         unused_patterns = []
+        declared = self._plan_space.specialised.values()
+        specialised_needed = [plan for plan in declared if needed is None or (needed.specialised and plan == needed)]
         for name in STACKS:
             stack = self.adapter.stack(self, name)
             stock_layers = getattr(stack, self.adapter.layers_attr)
             space = self._plan_space.stacks[name]
-            keep = set(needed.stack(name).spans) if needed is not None else None
+            keep = set(needed.stack(name).spans) if needed is not None and not needed.specialised else None
+            if needed is not None and needed.specialised:
+                keep = set()
             teacher = {i: layer for i, layer in enumerate(stock_layers) if keep is None or (i, i + 1) in keep}
             modules = {
                 span: self.adapter.new_layer(stack, name, owns_start=span[0] == 0)
                 for span in space.modules
                 if keep is None or span in keep
             }
-            setattr(stack, self.adapter.layers_attr, PlannedLayers(teacher, modules))
+            specialised = {
+                plan.specialised_key: [
+                    self.adapter.new_layer(stack, name, owns_start=position == 0)
+                    for position in range(plan.stack(name).num_steps)
+                ]
+                for plan in specialised_needed
+            }
+            setattr(stack, self.adapter.layers_attr, PlannedLayers(teacher, modules, specialised))
             # A checkpoint holds every layer; say which ones this model leaves unread on purpose.
             prefix = re.escape(self.adapter.layers_prefix(self, name))
             unused_patterns += [rf"(^|\.){prefix}{i}\." for i in range(space.depth) if i not in teacher]
             unused_patterns += [rf"(^|\.){prefix}{POOL}\.{s}_{e}\." for s, e in space.modules if (s, e) not in modules]
+            unused_patterns += [
+                rf"(^|\.){prefix}{SPECIALISED}\.{plan.specialised_key}\."
+                for plan in declared
+                if plan.specialised_key not in specialised
+            ]
         self._keys_to_ignore_on_load_unexpected = set(self._keys_to_ignore_on_load_unexpected or ()) | set(
             unused_patterns
         )
@@ -135,10 +179,14 @@ class ModularModelMixin(SafeSerializationMixin):
 
     def set_plan(self, plan: Plan) -> None:
         """Run ``plan`` from now on (in memory; the config is not changed)."""
-        missing = {
-            name: [span for span in plan.stack(name).spans if self.planned_layers(name).get(span) is None]
-            for name in STACKS
-        }
+        if plan.specialised:
+            held = self.planned_layers("encoder").specialised
+            missing = {"specialised": [] if plan.specialised_key in held else [plan.specialised_key]}
+        else:
+            missing = {
+                name: [span for span in plan.stack(name).spans if self.planned_layers(name).get(span) is None]
+                for name in STACKS
+            }
         if any(missing.values()):
             held = self.config.assemble if self.config.assemble is not None else "the whole artifact"
             raise AssemblyError(
@@ -147,7 +195,7 @@ class ModularModelMixin(SafeSerializationMixin):
                 f"Load the artifact with assemble=None to switch freely between plans."
             )
         for name in STACKS:
-            self.planned_layers(name).run(plan.stack(name))
+            self.planned_layers(name).run(plan.stack(name), plan.specialised_key if plan.specialised else None)
 
     @contextlib.contextmanager
     def plan_context(self, plan: Plan | None = None, *, eval_mode: bool | None = None) -> Iterator[None]:
@@ -192,8 +240,65 @@ class ModularModelMixin(SafeSerializationMixin):
         return super().generate(inputs, *args, **kwargs)  # type: ignore[misc]
 
     def module_parameters(self) -> list[torch.nn.Parameter]:
-        """The parameters of every module in the pools (what module replacing trains)."""
-        return [p for name in STACKS for p in self.planned_layers(name).pool.parameters()]
+        """The parameters of every module in the pools and of every specialised layer (what module
+        replacing trains)."""
+        return [
+            p
+            for name in STACKS
+            for part in (self.planned_layers(name).pool, self.planned_layers(name).specialised)
+            for p in part.parameters()
+        ]
+
+    def specialised_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters of the specialised plans' layers (trained in the phase's last steps)."""
+        return [p for name in STACKS for p in self.planned_layers(name).specialised.parameters()]
+
+    def add_specialised_plan(self, spec: object, strategy: str = "size-first") -> Plan:
+        """Give the plan ``spec`` names (``"1.5x"``, a plan dict) layers of its own, copied from the shared
+        layers it runs, and record it in ``config.specialised_plans``. ``CompressionTrainer`` trains them for
+        that plan alone in the last ``specialised_steps`` steps; ``assemble`` then serves them for its size.
+        Returns the specialised plan."""
+        if self.config.assemble is not None:
+            raise AssemblyError(
+                f"add_specialised_plan needs the whole artifact (assemble=None); this model was loaded with "
+                f"assemble={self.config.assemble!r}"
+            )
+        plan = self.resolve_plan(spec, strategy)
+        if plan.is_identity or plan.specialised:
+            raise AssemblyError(
+                f"add_specialised_plan({spec!r}) resolves to {plan.describe()}: a specialised plan is a compressed "
+                f"plan of the shared layers (give a ratio above 1x or a plan dict without 'specialised')"
+            )
+        if plan.specialised_key in self._plan_space.specialised_keys():
+            raise AssemblyError(
+                f"this artifact already holds a specialised plan of {plan.encoder.num_steps} encoder and "
+                f"{plan.decoder.num_steps} decoder layers; it keeps one per pair of depths"
+            )
+        specialised = Plan(plan.encoder, plan.decoder, specialised=True)
+        reference = next(self.parameters())  # type: ignore[attr-defined]
+        for name in STACKS:
+            stack = self.adapter.stack(self, name)
+            layers = [
+                self.adapter.new_layer(stack, name, owns_start=position == 0).to(reference.device, reference.dtype)
+                for position in range(plan.stack(name).num_steps)
+            ]
+            self.planned_layers(name).specialised[plan.specialised_key] = torch.nn.ModuleList(layers)
+        self.config.specialised_plans = [*(self.config.specialised_plans or []), plan.to_json()]
+        self._plan_space = PlanSpace(self._plan_space.stacks, [*self._plan_space.specialised.values(), specialised])
+        self.copy_into_specialised(specialised)
+        return specialised
+
+    @torch.no_grad()
+    def copy_into_specialised(self, plan: Plan) -> None:
+        """Overwrite the specialised layers of ``plan`` with the shared layers its tiling runs (the
+        warm start of their training)."""
+        for name in STACKS:
+            layers = self.planned_layers(name)
+            for target, span in zip(layers.specialised[plan.specialised_key], plan.stack(name).spans, strict=True):
+                source = layers.get(span)
+                if source is None:
+                    raise CheckpointError(f"cannot copy the {name} layer {span} into {plan.describe()}: not loaded")
+                target.load_state_dict(source.state_dict())
 
     def reachable_ratios(self) -> list[float]:
         return self._plan_space.reachable_ratios()
@@ -205,6 +310,7 @@ class ModularModelMixin(SafeSerializationMixin):
         teacher: str | os.PathLike[str] | PreTrainedModel,
         module_sizes: list[int] | dict[str, list[int]] | None = None,
         *,
+        specialise: Sequence[object] = (),
         dtype: torch.dtype | str = torch.float32,
         **load_kwargs: Any,
     ) -> ModularModelMixin:
@@ -212,9 +318,11 @@ class ModularModelMixin(SafeSerializationMixin):
 
         ``teacher`` is a stock model, a local folder, or a Hub id (``load_kwargs`` go to its
         ``from_pretrained``: revision, ...). Each module is initialised from the first teacher
-        layer of its span. The model is ``dtype`` whatever the teacher's (default float32: modules
-        are trained in fp32; half-precision weights updated directly diverge, so use the
-        trainer's ``bf16=True`` / ``fp16=True`` for mixed precision instead).
+        layer of its span; ``specialise=["1.5x"]`` adds those plans' own layers
+        (``add_specialised_plan``) for the trainer's ``specialised_steps`` to train. The model is
+        ``dtype`` whatever the teacher's (default float32: modules are trained in fp32;
+        half-precision weights updated directly diverge, so use the trainer's ``bf16=True`` /
+        ``fp16=True`` for mixed precision instead).
         """
         stock_model_class = cls.config_class.adapter.stock_model_class
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
@@ -245,6 +353,8 @@ class ModularModelMixin(SafeSerializationMixin):
                 f"missing {sorted(set(result.missing_keys) - module_keys)[:5]}"
             )
         model.init_modules_from_teacher()
+        for spec in specialise:
+            model.add_specialised_plan(spec)
         model.generation_config = copy.deepcopy(teacher.generation_config)
         return model.to(dtype=dtype, device=teacher.device)
 
