@@ -135,22 +135,14 @@ class ModularModelMixin(SafeSerializationMixin):
             stack = self.adapter.stack(self, name)
             stock_layers = getattr(stack, self.adapter.layers_attr)
             space = self._plan_space.stacks[name]
-            keep = set(needed.stack(name).spans) if needed is not None and not needed.specialised else None
-            if needed is not None and needed.specialised:
-                keep = set()
+            keep = None if needed is None else set() if needed.specialised else set(needed.stack(name).spans)
             teacher = {i: layer for i, layer in enumerate(stock_layers) if keep is None or (i, i + 1) in keep}
             modules = {
                 span: self.adapter.new_layer(stack, name, owns_start=span[0] == 0)
                 for span in space.modules
                 if keep is None or span in keep
             }
-            specialised = {
-                plan.specialised_key: [
-                    self.adapter.new_layer(stack, name, owns_start=position == 0)
-                    for position in range(plan.stack(name).num_steps)
-                ]
-                for plan in specialised_needed
-            }
+            specialised = {plan.specialised_key: self._new_layers(name, plan) for plan in specialised_needed}
             setattr(stack, self.adapter.layers_attr, PlannedLayers(teacher, modules, specialised))
             # A checkpoint holds every layer; say which ones this model leaves unread on purpose.
             prefix = re.escape(self.adapter.layers_prefix(self, name))
@@ -164,6 +156,12 @@ class ModularModelMixin(SafeSerializationMixin):
         self._keys_to_ignore_on_load_unexpected = set(self._keys_to_ignore_on_load_unexpected or ()) | set(
             unused_patterns
         )
+
+    def _new_layers(self, name: str, plan: Plan) -> list[torch.nn.Module]:
+        """Fresh layers for each step of ``plan``'s ``name`` stack (the first owns what a stack's first
+        layer owns, e.g. T5's position bias)."""
+        stack = self.adapter.stack(self, name)
+        return [self.adapter.new_layer(stack, name, owns_start=k == 0) for k in range(plan.stack(name).num_steps)]
 
     # ----------------------------------------------------------------- plans
     def resolve_plan(self, spec: object, strategy: str | None = None) -> Plan:
@@ -277,12 +275,8 @@ class ModularModelMixin(SafeSerializationMixin):
         specialised = Plan(plan.encoder, plan.decoder, specialised=True)
         reference = next(self.parameters())  # type: ignore[attr-defined]
         for name in STACKS:
-            stack = self.adapter.stack(self, name)
-            layers = [
-                self.adapter.new_layer(stack, name, owns_start=position == 0).to(reference.device, reference.dtype)
-                for position in range(plan.stack(name).num_steps)
-            ]
-            self.planned_layers(name).specialised[plan.specialised_key] = torch.nn.ModuleList(layers)
+            layers = torch.nn.ModuleList(self._new_layers(name, plan)).to(reference.device, reference.dtype)
+            self.planned_layers(name).specialised[plan.specialised_key] = layers
         self.config.specialised_plans = [*(self.config.specialised_plans or []), plan.to_json()]
         self._plan_space = PlanSpace(self._plan_space.stacks, [*self._plan_space.specialised.values(), specialised])
         self.copy_into_specialised(specialised)
