@@ -219,12 +219,15 @@ def test_specialised_training_errors(tmp_path):
             args=training_args(tmp_path, specialised_steps=2),
             train_dataset=rows,
         )
-    with pytest.raises(ConfigError, match="specialised_steps=0 would leave them untrained copies"):
-        CompressionTrainer(
-            model=modular_class("t5").from_teacher(teacher, specialise=["1.5x"]),
-            args=training_args(tmp_path),
-            train_dataset=rows,
-        )
+    evaluating = CompressionTrainer(  # evaluating a model with specialised plans needs no specialised steps
+        model=modular_class("t5").from_teacher(teacher, specialise=["1.5x"]),
+        args=training_args(tmp_path),
+        train_dataset=rows,
+        eval_dataset=rows,
+    )
+    assert evaluating.evaluate()["eval_loss"] > 0
+    with pytest.raises(ConfigError, match="specialised_steps=0 would leave them behind the phase"):
+        evaluating.train()
     with pytest.raises(ConfigError, match="are the last steps of max_steps=6"):
         training_args(tmp_path, specialised_steps=6)
     with pytest.raises(ConfigError, match="specialised_learning_rate=0 must be a number > 0"):

@@ -87,6 +87,9 @@ class Objective:
         """``(loss, outputs)`` when this step belongs to a phase before distillation, else None."""
         return None
 
+    def before_training(self, model: nn.Module) -> None:
+        """Called when ``train()`` starts, before any step: refuse what cannot be trained (default: nothing)."""
+
     def after_training(self, model: nn.Module) -> None:
         """Called when ``train()`` returns, also when it stopped early (``max_time``)."""
 

@@ -317,7 +317,9 @@ class CompressionTrainer(SafeCheckpointing, Seq2SeqTrainer):
 
     # ----------------------------------------------------------------- after training
     def train(self, *args: Any, **kwargs: Any) -> Any:
-        """Stock ``train()``, then the objective's last word (``Objective.after_training``)."""
+        """Stock ``train()`` between the objective's checks and its last word (``Objective.before_training``,
+        ``Objective.after_training``)."""
+        self.objective.before_training(self.accelerator.unwrap_model(self.model))
         output = super().train(*args, **kwargs)
         self.objective.after_training(self.accelerator.unwrap_model(self.model))
         return output

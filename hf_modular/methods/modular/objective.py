@@ -54,11 +54,6 @@ class ModularObjective(Objective):
                     f"specialised_steps={args.specialised_steps}: this model has no specialised plans to train; add "
                     f"them first (from_teacher(..., specialise=['1.5x']) or model.add_specialised_plan('1.5x'))"
                 )
-            if held and not args.specialised_steps:
-                raise ConfigError(
-                    f"this model has specialised plans ({'; '.join(p.describe() for p in held)}) and "
-                    f"specialised_steps=0 would leave them untrained copies: set specialised_steps (e.g. 600)"
-                )
             sizes = {size for name in STACKS for size in model.config.stack_module_sizes(name)}
             for setting in ("module_lr_scales", "plan_row_strides"):
                 unknown = sorted(set(getattr(args, setting) or ()) - sizes)
@@ -181,6 +176,16 @@ class ModularObjective(Objective):
         progress = step / max(state.max_steps - args.specialised_steps - 1, 1)  # over the phase's steps
         self._last_rate = args.schedule.rate(progress)
         return torch.Generator().manual_seed((args.seed * 1_000_003 + step * 1_009 + micro) % 2**63)
+
+    def before_training(self, model: nn.Module) -> None:
+        """Refuse to train a model with specialised plans without ``specialised_steps``: the phase would move
+        the shared layers and leave its specialised copies behind. (Evaluating such a model is fine.)"""
+        held = model.specialised_plans if self.modular else []
+        if held and not self.trainer.args.specialised_steps:
+            raise ConfigError(
+                f"this model has specialised plans ({'; '.join(p.describe() for p in held)}) and specialised_steps=0 "
+                f"would leave them behind the phase: set specialised_steps (e.g. 600)"
+            )
 
     def after_training(self, model: nn.Module) -> None:
         """A run stopped before its specialised steps (``max_time``) leaves their layers as built; copy the
