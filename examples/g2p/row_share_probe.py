@@ -13,7 +13,8 @@ scored on dev words 0..999 (the words ``recipe_search.py`` scores on), next to w
 --full`` trained (its SFT student, 2,000 steps of 64 rows, and its modular artifact's served 1.5x and
 2x plans) on the same words. ``--init size-first`` (or ``measured``) starts the stack instead from the plan
 the artifact gives at --spec, its modules and teacher layers copied out as a stock model: how far a few
-hundred steps take a stack warm-started from the phase's own modules. Test words are never touched.
+hundred steps take a stack warm-started from the phase's own modules (what was then built: specialised
+plans, ``specialised_steps``; docs/g2p.md, "A specialised 1.5x"). Test words are never touched.
 Runs and rows are cached under --runs.
 """
 

@@ -69,7 +69,7 @@ def modular_recipe(family: str, phase_steps: int) -> tuple[list[str], int, dict]
     """The family's specialised plans, the run's steps (the phase's plus the specialised ones) and its
     training-argument overrides."""
     plans, share = SPECIALISED[family]
-    tail = round(phase_steps * share) if plans else 0
+    tail = max(1, round(phase_steps * share)) if plans else 0
     return plans, phase_steps + tail, {**MODULAR_RECIPES[family], **({"specialised_steps": tail} if tail else {})}
 
 
