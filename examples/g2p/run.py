@@ -1,6 +1,6 @@
 """The main job: compress a G2P teacher with Modular Transformers and print the table.
 
-    python examples/g2p/run.py                 # T5, about 5 minutes on 2 CPU cores
+    python examples/g2p/run.py                 # T5, about 7 minutes on 2 CPU cores
     python examples/g2p/run.py --family bart --steps 2000 --eval-words 2000
 
 Starts from the teacher shipped in examples/g2p/teachers/<family> (see train_teacher.py),
