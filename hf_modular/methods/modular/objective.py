@@ -159,7 +159,6 @@ class ModularObjective(Objective):
             return student.specialised_plans
         if args.plan_sampling == "random":
             return [sample_plan(student.plan_space, self._last_rate, generator)]
-        step = self.trainer.state.global_step
         rotation = step if args.granularity_pairing == "rotate" else 0
         plans = granularity_plans(student.plan_space, rotation)
         plans += single_stack_plans(student.plan_space, args.single_stack_plans, step)
