@@ -150,7 +150,7 @@ def compress(
             f"(save it next to the teacher, or pass --tokenizer)"
         )
     sizes = [_positive_int(s) for s in split_list(module_sizes)] if module_sizes else None
-    specialised = split_list(specialise) or [] if specialise else []
+    specialised = split_list(specialise) or []
     if bool(specialised) != bool(specialised_steps):
         raise fail(
             f"--specialise {specialise!r} with --specialised-steps {specialised_steps}: give both (the plans and the "
@@ -192,9 +192,11 @@ def compress(
     identity = _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max_length, sizes, args)
     identity["specialise"] = specialised
     _check_resumable(run_dir, identity, overwrite)
-    model_class = modular.model_class(model_type)
+
     # ---- the work
-    model = model_class.from_teacher(teacher, module_sizes=sizes, specialise=specialised, dtype=torch.float32)
+    model = modular.model_class(model_type).from_teacher(
+        teacher, module_sizes=sizes, specialise=specialised, dtype=torch.float32
+    )
     trainer = CompressionTrainer(
         model=model,
         args=args,

@@ -148,7 +148,7 @@ class ModularObjective(Objective):
         shared layers on the first micro-batch of the first of those steps)."""
         args = self.trainer.args
         generator = self._plan_generator()
-        step, start = self.trainer.state.global_step, self.trainer.state.max_steps - args.specialised_steps
+        step, start = self.trainer.state.global_step, self._phase_steps()
         optimizer = self.trainer.optimizer
         late = [group["lr"] for group in optimizer.param_groups if group.get("specialised")] if optimizer else []
         self._late_rate = max(late) if late else None  # the rate this step runs at, to log with its loss
@@ -172,9 +172,13 @@ class ModularObjective(Objective):
         step = state.global_step
         micro = self._sample_counter[1] + 1 if self._sample_counter[0] == step else 0
         self._sample_counter = (step, micro)
-        progress = step / max(state.max_steps - args.specialised_steps - 1, 1)  # over the phase's steps
+        progress = step / max(self._phase_steps() - 1, 1)
         self._last_rate = args.schedule.rate(progress)
         return torch.Generator().manual_seed((args.seed * 1_000_003 + step * 1_009 + micro) % 2**63)
+
+    def _phase_steps(self) -> int:
+        """The steps before the specialised ones (all of them without)."""
+        return self.trainer.state.max_steps - self.trainer.args.specialised_steps
 
     def before_training(self, model: nn.Module) -> None:
         """Refuse to train a model with specialised plans without ``specialised_steps``: the phase would move
@@ -190,7 +194,7 @@ class ModularObjective(Objective):
         """A run stopped before its specialised steps (``max_time``) leaves their layers as built; copy the
         phase's shared layers into them, so a specialised plan serves at least its shared plan's quality."""
         args, state = self.trainer.args, self.trainer.state
-        if self.modular and args.specialised_steps and state.global_step <= state.max_steps - args.specialised_steps:
+        if self.modular and args.specialised_steps and state.global_step <= self._phase_steps():
             logger.warning(
                 "training stopped at step %d, before its %d specialised steps: the specialised plans run copies of "
                 "their shared layers until a resumed run trains them",
