@@ -109,17 +109,28 @@ def test_measured_plans_include_the_specialised_ones(family):
     assert len(stored) == 1 and stored[0]["score"] == pytest.approx(scores.plans[0][1], abs=1e-6)
 
 
+def test_specialise_takes_one_spec_or_a_list():
+    """``specialise="1.5x"`` (or one plan dict) is one plan, not the characters of a string."""
+    expected = modular_model("t5", specialise=["1.5x"])[1].specialised_plans
+    assert modular_model("t5", specialise="1.5x")[1].specialised_plans == expected
+    assert modular_model("t5", specialise=SHARED_1_5X)[1].specialised_plans == expected
+
+
 def test_specialised_plan_errors(tmp_path):
     _, model = modular_model("t5")
     with pytest.raises(AssemblyError, match="does not hold; its specialised plans: none"):
         model.resolve_plan({**SHARED_1_5X, "specialised": True})
     with pytest.raises(AssemblyError, match="plan key 'specialised' is 'yes'"):
         model.resolve_plan({**SHARED_1_5X, "specialised": "yes"})
-    with pytest.raises(AssemblyError, match="a specialised plan is a compressed plan"):
+    with pytest.raises(AssemblyError, match="cannot specialise '1x': it resolves to the teacher's own layers"):
         model.add_specialised_plan("1x")
+    with pytest.raises(AssemblyError, match=r"cannot specialise '9x': .* not reachable .* reachable ratios: 1x, "):
+        model.add_specialised_plan("9x")
     model.add_specialised_plan("1.5x")
-    with pytest.raises(AssemblyError, match="already holds a specialised plan of 4 encoder and 4 decoder layers"):
-        model.add_specialised_plan(SHARED_1_5X)
+    for again in (SHARED_1_5X, "1.5x"):  # the ratio now resolves to the specialised plan itself
+        with pytest.raises(AssemblyError, match="already holds a specialised plan of 4 encoder and 4 decoder"):
+            model.add_specialised_plan(again)
+    assert len(model.specialised_plans) == 1  # nothing was added by the refused calls
     config = model.config
     for bad, message in (
         ("1.5x", "expected a list of plan dicts"),

@@ -16,7 +16,7 @@ import itertools
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -261,16 +261,20 @@ class ModularModelMixin(SafeSerializationMixin):
                 f"add_specialised_plan needs the whole artifact (assemble=None); this model was loaded with "
                 f"assemble={self.config.assemble!r}"
             )
-        plan = self.resolve_plan(spec, strategy)
-        if plan.is_identity or plan.specialised:
+        try:
+            plan = self.resolve_plan(spec, strategy)
+        except AssemblyError as error:
+            raise AssemblyError(f"cannot specialise {spec!r}: {error}") from None
+        if plan.specialised or plan.specialised_key in self._plan_space.specialised_keys():
             raise AssemblyError(
-                f"add_specialised_plan({spec!r}) resolves to {plan.describe()}: a specialised plan is a compressed "
-                f"plan of the shared layers (give a ratio above 1x or a plan dict without 'specialised')"
+                f"cannot specialise {spec!r}: this artifact already holds a specialised plan of "
+                f"{plan.encoder.num_steps} encoder and {plan.decoder.num_steps} decoder layers; it keeps one per "
+                f"pair of depths"
             )
-        if plan.specialised_key in self._plan_space.specialised_keys():
+        if plan.is_identity:
             raise AssemblyError(
-                f"this artifact already holds a specialised plan of {plan.encoder.num_steps} encoder and "
-                f"{plan.decoder.num_steps} decoder layers; it keeps one per pair of depths"
+                f"cannot specialise {spec!r}: it resolves to the teacher's own layers; a specialised plan is a "
+                f"compressed plan (give a ratio above 1x)"
             )
         specialised = Plan(plan.encoder, plan.decoder, specialised=True)
         reference = next(self.parameters())  # type: ignore[attr-defined]
@@ -304,7 +308,7 @@ class ModularModelMixin(SafeSerializationMixin):
         teacher: str | os.PathLike[str] | PreTrainedModel,
         module_sizes: list[int] | dict[str, list[int]] | None = None,
         *,
-        specialise: Sequence[object] = (),
+        specialise: str | Mapping[str, Any] | Sequence[object] = (),
         dtype: torch.dtype | str = torch.float32,
         **load_kwargs: Any,
     ) -> ModularModelMixin:
@@ -347,7 +351,7 @@ class ModularModelMixin(SafeSerializationMixin):
                 f"missing {sorted(set(result.missing_keys) - module_keys)[:5]}"
             )
         model.init_modules_from_teacher()
-        for spec in specialise:
+        for spec in [specialise] if isinstance(specialise, (str, Mapping)) else specialise:
             model.add_specialised_plan(spec)
         model.generation_config = copy.deepcopy(teacher.generation_config)
         return model.to(dtype=dtype, device=teacher.device)
