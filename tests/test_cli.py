@@ -19,6 +19,7 @@ from hf_modular.commands.main import app
 from hf_modular.integrations.hub import TABLE_NAME
 
 TEACHER = Path(__file__).resolve().parents[1] / "examples" / "g2p" / "teachers" / "t5"
+COMPRESS = ["compress", str(TEACHER), "--train", "{train}", "-o", "{out}"]  # a valid compress call; cases add to it
 runner = CliRunner()
 
 
@@ -148,34 +149,9 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--plan-row-strides", "2:0"], "2: 0 is not"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--specialise", "1.5x"], "give both"),
         (["compress", str(TEACHER), "--train", "{train}", "-o", "{out}", "--specialised-steps", "5"], "give both"),
+        ([*COMPRESS, "--specialise", "9x", "--specialised-steps", "5"], "cannot specialise '9x': assemble='9x' is not"),
         (
-            [
-                "compress",
-                str(TEACHER),
-                "--train",
-                "{train}",
-                "-o",
-                "{out}",
-                "--specialise",
-                "9x",
-                "--specialised-steps",
-                "5",
-            ],
-            "cannot specialise '9x': assemble='9x' is not reachable",
-        ),
-        (
-            [
-                "compress",
-                str(TEACHER),
-                "--train",
-                "{train}",
-                "-o",
-                "{out}",
-                "--plan-sampling",
-                "random",
-                "--single-stack-plans",
-                "1",
-            ],
+            [*COMPRESS, "--plan-sampling", "random", "--single-stack-plans", "1"],
             "single_stack_plans=1 adds plans to plan_sampling='granularities'",
         ),
         (["assemble", str(TEACHER), "2x", "-o", "{out}"], "not a modular artifact"),
