@@ -184,7 +184,6 @@ def compress(
         eval_strategy="steps" if held_out is not None else "no",
         eval_steps=max(1, min(200, steps // 5)),
         bf16=bf16,
-        dataloader_pin_memory=torch.accelerator.is_available(),  # on CPU pinning is moot, and torch warns
         report_to=[] if report_to == "none" else (split_list(report_to) or []),
         seed=seed,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from transformers import Seq2SeqTrainingArguments
 
 from ..errors import ConfigError
@@ -24,6 +25,13 @@ class CompressionTrainingArguments(Seq2SeqTrainingArguments):
     attention_weight * MSE_attention``; every term is normalised over the whole optimizer step.
     """
 
+    dataloader_pin_memory: bool = field(
+        default_factory=torch.accelerator.is_available,
+        metadata={
+            "help": "pin batches for the copy to the accelerator (default: only when there is one; "
+            "torch warns on CPU-only runs otherwise)"
+        },
+    )
     plan_sampling: str = field(
         default="random",
         metadata={
