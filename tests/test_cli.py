@@ -151,8 +151,8 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         ([*COMPRESS, "--module-lr-scales", "6:-1"], "6: -1.0"),
         ([*COMPRESS, "--plan-row-strides", "2:x"], "'2:x'"),
         ([*COMPRESS, "--plan-row-strides", "2:0"], "2: 0 is not"),
-        ([*COMPRESS, "--specialise", "1.5x"], "give both"),
-        ([*COMPRESS, "--specialised-steps", "5"], "give both"),
+        ([*COMPRESS, "--specialise", "1.5x", "--specialised-steps", "0"], "specialised plans need steps"),
+        ([*COMPRESS, "--specialise", "none", "--specialised-steps", "5"], "those steps need plans"),
         ([*COMPRESS, "--specialise", "9x", "--specialised-steps", "5"], "cannot specialise '9x': assemble='9x' is not"),
         (
             [*COMPRESS, "--plan-sampling", "random", "--single-stack-plans", "1"],
@@ -255,11 +255,13 @@ def test_compress_with_eval_measures_the_front_and_records_the_run(g2p_files, tm
     identity = json.loads((tmp_path / "art-checkpoints" / "hf_modular_run.json").read_text())
     assert identity["teacher_context_row_stride"] == 2 and identity["module_lr_scales"] == {"6": 0.5}
     assert identity["plan_row_strides"] == {"2": 2}
+    # T5's recipe fills what the command left out: its 1.5x specialised, 600 steps per 1,470 of the phase
+    assert identity["specialise"] == ["1.5x"] and identity["specialised_steps"] == 1
     config = json.loads((out / "config.json").read_text())
-    assert len(config["plan_scores"]["plans"]) == 195  # every plan of the 6+6 teacher but its own
+    assert len(config["plan_scores"]["plans"]) == 196  # every plan of the 6+6 teacher but its own, + the specialised
     record = json.loads((out / "hf_modular_training.json").read_text())
-    assert record["steps_run"] == 2 and not record["stopped_by_max_time"]
-    history = json.loads((tmp_path / "art-checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert record["steps_run"] == 3 and not record["stopped_by_max_time"]
+    history = json.loads((tmp_path / "art-checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
     assert any("eval_loss" in entry for entry in history["log_history"])
     small = AutoModelForSeq2SeqLM.from_pretrained(out, assemble="2x")
     assert small.config.hf_modular["choice"].startswith("measured:")
@@ -270,9 +272,14 @@ def test_compress_with_eval_measures_the_front_and_records_the_run(g2p_files, tm
     assert changed.exit_code == 2 and "teacher_context_row_stride: 2 -> 3" in " ".join(changed.output.split())
     other_data = _invoke("compress", TEACHER, "--train", g2p_files["dev"], "-o", out, "--steps", "2")
     assert other_data.exit_code == 2 and "train data differ" in " ".join(other_data.output.split())
-    again = _invoke(*args, "--steps", "1", "--batch-size", "8", "--overwrite")
+    neutral = ["--specialise", "none", "--teacher-context-weight", "0", "--module-lr-scales", "none"]
+    again = _invoke(*args, *neutral, "--steps", "1", "--batch-size", "8", "--overwrite")
     assert again.exit_code == 0, again.output
     assert json.loads((out / "hf_modular_training.json").read_text())["steps_run"] == 1
+    identity = json.loads((tmp_path / "art-checkpoints" / "hf_modular_run.json").read_text())
+    assert identity["specialise"] == [] and identity["teacher_context_weight"] == 0.0
+    assert identity["module_lr_scales"] is None and identity["specialised_steps"] == 0
+    assert not json.loads((out / "config.json").read_text()).get("specialised_plans")
 
 
 def test_a_run_with_module_lr_scales_resumes(tmp_path):
@@ -294,6 +301,12 @@ def test_compress_max_time_stops_cleanly_with_a_usable_artifact(g2p_files, tmp_p
         "compress", TEACHER, "--train", g2p_files["train"], "-o", out, "--steps", "500", "--max-time", "1s"
     )
     assert result.exit_code == 0, result.output
+    assert "teacher-context weight 3 on 1 row in 4; module lr scales 3:0.7,6:0.7; 1.5x specialised" in " ".join(
+        result.output.split()
+    )  # a T5 teacher trains with T5's tuned recipe unless told otherwise
+    identity = json.loads((tmp_path / "art-checkpoints" / "hf_modular_run.json").read_text())
+    assert identity["teacher_context_weight"] == 3.0 and identity["teacher_context_row_stride"] == 4
+    assert identity["module_lr_scales"] == {"3": 0.7, "6": 0.7} and identity["specialised_steps"] == 204
     record = json.loads((out / "hf_modular_training.json").read_text())
     assert record["stopped_by_max_time"] and 1 <= record["steps_run"] < 500
     assert "stopped by --max-time" in " ".join(result.output.split())

@@ -470,9 +470,10 @@ def intro(args: argparse.Namespace) -> str:
         "Each family's rows come from `python examples/g2p/benchmark.py --full --families FAMILY` (its section "
         "names the exact command and day; a one-family run replaces only that family's section). Per family:",
         "SFT students of shrink-and-fine-tune, each trained alone for the same steps of batch 64,",
-        "and ONE modular phase (`MODULAR_RECIPES`: every batch trains every granularity, 2x, 3x and 6x modules, "
-        "sharing one teacher forward; where `SPECIALISED` names a size, its plan's own layers then train for that "
-        "plan alone in the run's last steps, counted in its cost). After training, every plan's",
+        "and ONE modular phase (the family's tuned `recipe`, e.g. `ModularT5ForConditionalGeneration.recipe`: every "
+        "batch trains every granularity, 2x, 3x and 6x modules, sharing one teacher forward; where the recipe "
+        "specialises a size, its plan's own layers then train for that plan alone in the run's last steps, counted "
+        "in its cost). After training, every plan's",
         f"token error is measured on all 2,000 dev words (`measure_plans(metric={FRONT_METRIC!r})`: greedy "
         "decodes against the references), and each ratio is served the way users get it",
         "(`from_pretrained(artifact, assemble=ratio)`, strategy `auto` = `measured`: the front plan with the "

@@ -37,40 +37,13 @@ def load_teacher(family: str, path: Path | None = None):
     return AutoModelForSeq2SeqLM.from_pretrained(path, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(path)
 
 
-# The module-training recipe, tuned on dev words (docs/g2p.md): a higher learning rate than the
-# SFT students' 5e-4, and every batch through every uniform plan (all 2x, all 3x, all 6x modules)
-# sharing one teacher forward. A step costs about twice a random-plan step. The one-layer modules
-# that stand in for a whole stack (6x) learn at half the rate: on T5 dev words a 1+1 student
-# reached PER 22.97 at 5e-4 against 25.11 at 1e-3 (docs/g2p.md, "Why 6x lagged").
-# Chosen on each family's dev words (docs/g2p.md): every granularity on every batch at lr 1e-3; T5's
-# 3x and 6x modules learn best at 0.7 of that rate, BART's at the full rate. T5's modules also learn
-# in the teacher's context (weight 3, on every 4th row of a batch: ~10% dearer per step; its mixed
-# plans, 1.5x included, were 2 PER points behind the uniform ones without it); with the steps that
-# costs, its 6x modules did better at 0.7 than at the 0.5 they had before.
-MODULAR_RECIPES = {
-    "t5": {
-        "learning_rate": 1e-3,
-        "plan_sampling": "granularities",
-        "module_lr_scales": {3: 0.7, 6: 0.7},
-        "teacher_context_weight": 3.0,
-        "teacher_context_row_stride": 4,
-    },
-    "bart": {"learning_rate": 1e-3, "plan_sampling": "granularities", "module_lr_scales": None},
-}
-# T5's phase serves its 1.5x at about its 2x quality (its mixed plans learn little over the uniform 3+3),
-# so its 1.5x plan gets layers of its own: copied out of the size-first 4+4 plan after the phase and
-# trained for that plan alone (``specialised_steps``) for 600 more steps per 1,470 of the phase (on dev
-# words a warm-started 4+4 came within 1.0 PER of the SFT student in 600 steps, docs/g2p.md). BART's
-# 1.5x is within 1.0 without it.
-SPECIALISED = {"t5": (["1.5x"], 600 / 1470), "bart": ([], 0.0)}
-
-
 def modular_recipe(family: str, phase_steps: int) -> tuple[list[str], int, dict]:
-    """The family's specialised plans, the run's steps (the phase's plus the specialised ones) and its
-    training-argument overrides."""
-    plans, share = SPECIALISED[family]
-    tail = max(1, round(phase_steps * share)) if plans else 0
-    return plans, phase_steps + tail, {**MODULAR_RECIPES[family], **({"specialised_steps": tail} if tail else {})}
+    """The family's tuned recipe (its model class's ``recipe``, chosen on dev words: docs/g2p.md) for a phase
+    of ``phase_steps``: the sizes it specialises, the run's steps (the phase's plus the specialised ones)
+    and the other training-argument overrides."""
+    recipe = MODULAR[family].recipe
+    overrides = recipe.training_arguments(phase_steps)
+    return list(recipe.specialise), overrides.pop("max_steps"), overrides
 
 
 def training_arguments(out: Path, steps: int, method: str = "modular", **overrides) -> CompressionTrainingArguments:

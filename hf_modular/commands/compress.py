@@ -18,6 +18,8 @@ from typing import Annotated
 
 import typer
 
+from ..methods.modular.recipe import ModularRecipe
+from ..plan import STACKS
 from .common import (
     console,
     existing_path,
@@ -59,39 +61,42 @@ def compress(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     gradient_accumulation_steps: Annotated[int, typer.Option(min=1)] = 1,
-    learning_rate: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    learning_rate: Annotated[float | None, typer.Option(min=0.0, help="default: the family recipe's (1e-3)")] = None,
     warmup_steps: Annotated[int | None, typer.Option(min=0, help="default: 10% of --steps, at most 100")] = None,
     max_length: Annotated[int, typer.Option(min=1, help="truncate texts to this many tokens")] = 128,
     module_sizes: Annotated[str | None, typer.Option(help="e.g. '2,3,6' (default: every divisor of the depth)")] = None,
     plan_sampling: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="'granularities' (every module size on every batch, sharing one teacher forward; the tuned "
-            "default) or 'random' (one sampled plan per batch)"
+            help="'granularities' (every module size on every batch, sharing one teacher forward; every recipe's) "
+            "or 'random' (one sampled plan per batch)"
         ),
-    ] = "granularities",
+    ] = None,
     granularity_pairing: Annotated[str, typer.Option(help="'same' or 'rotate' (see docs/training.md)")] = "same",
     single_stack_plans: Annotated[
         int, typer.Option(min=0, help="extra plans per batch compressing one stack, the other kept as the teacher")
     ] = 0,
     random_plans: Annotated[int, typer.Option(min=0, help="extra random mixed plans per batch")] = 0,
     teacher_context_weight: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             help="weight of the term that trains every module on the teacher's own hidden states, so it also "
-            "works next to teacher layers (mixed plans; see docs/training.md)",
+            "works next to teacher layers (mixed plans; see docs/training.md); 0 turns it off",
         ),
-    ] = 0.0,
+    ] = None,
     teacher_context_row_stride: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1, help="run the teacher-context term on every n-th row of a batch, counted n times (1/n of its cost)"
         ),
-    ] = 1,
+    ] = None,
     module_lr_scales: Annotated[
         str | None,
-        typer.Option(help="learning-rate multipliers by module size, e.g. '6:0.5' (size-6 modules at half the rate)"),
+        typer.Option(
+            help="learning-rate multipliers by module size, e.g. '6:0.5' (size-6 modules at half the rate); "
+            "'none' for none"
+        ),
     ] = None,
     plan_row_strides: Annotated[
         str | None,
@@ -104,12 +109,15 @@ def compress(
         str | None,
         typer.Option(
             help="sizes whose plan gets layers of its own, e.g. '1.5x' (comma-separated): copied out of the shared "
-            "layers after the phase and trained for that plan alone in --specialised-steps more steps"
+            "layers after the phase and trained for that plan alone in --specialised-steps more steps; 'none' for none"
         ),
     ] = None,
     specialised_steps: Annotated[
-        int, typer.Option(min=0, help="steps after the phase that train the --specialise plans (e.g. 40%% of --steps)")
-    ] = 0,
+        int | None,
+        typer.Option(
+            min=0, help="steps after the phase that train the --specialise plans (default: 600 per 1,470 of --steps)"
+        ),
+    ] = None,
     specialised_learning_rate: Annotated[
         float | None, typer.Option(min=0.0, help="their peak learning rate (default: half of --learning-rate)")
     ] = None,
@@ -121,7 +129,8 @@ def compress(
 ) -> None:
     """Train every module in ONE phase (module replacing + distillation) and save the artifact.
 
-    Rerunning the same command resumes from the last complete checkpoint.
+    Options left out take the teacher family's tuned recipe (T5: teacher context, per-size rates, a
+    specialised 1.5x). Rerunning the same command resumes from the last complete checkpoint.
     """
     import torch
     from transformers import AutoConfig
@@ -150,14 +159,31 @@ def compress(
             f"(save it next to the teacher, or pass --tokenizer)"
         )
     sizes = [_positive_int(s) for s in split_list(module_sizes)] if module_sizes else None
-    specialised = split_list(specialise) or []
-    if bool(specialised) != bool(specialised_steps):
-        raise fail(
-            f"--specialise {specialise!r} with --specialised-steps {specialised_steps}: give both (the plans and the "
-            f"steps that train them after the phase) or neither"
-        )
     scales = _size_map(module_lr_scales, "--module-lr-scales", "MULTIPLIER", "'6:0.5'", float)
     strides = _size_map(plan_row_strides, "--plan-row-strides", "STRIDE", "'2:2'", int)
+    model_class = modular.model_class(model_type)
+    model = model_class.from_teacher(teacher, module_sizes=sizes, dtype=torch.float32)
+    # the family's tuned recipe, fitted to this teacher, with what the command gave in its place
+    recipe = model_class.recipe.for_module_sizes({s for n in STACKS for s in model.config.stack_module_sizes(n)})
+    given = {
+        "learning_rate": learning_rate,
+        "plan_sampling": plan_sampling,
+        "module_lr_scales": scales,  # {} for 'none'
+        "teacher_context_weight": teacher_context_weight,
+        "teacher_context_row_stride": teacher_context_row_stride,
+    }
+    recipe = dataclasses.replace(
+        recipe,
+        specialise=tuple(_specialise(model, specialise, recipe)),
+        **{key: value for key, value in given.items() if value is not None},
+    )
+    if specialised_steps is None:
+        specialised_steps = recipe.specialised_steps(steps)
+    if bool(recipe.specialise) != bool(specialised_steps):
+        raise fail(
+            f"--specialise {','.join(recipe.specialise) or 'none'} with --specialised-steps {specialised_steps}: "
+            f"specialised plans need steps after the phase, and those steps need plans"
+        )
     args = CompressionTrainingArguments(
         output_dir=str(run_dir),
         max_steps=steps + specialised_steps,
@@ -166,14 +192,14 @@ def compress(
         per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size,
         gradient_accumulation_steps=gradient_accumulation_steps,
-        learning_rate=learning_rate,
-        plan_sampling=plan_sampling,
+        learning_rate=recipe.learning_rate,
+        plan_sampling=recipe.plan_sampling,
         granularity_pairing=granularity_pairing,
         single_stack_plans=single_stack_plans,
         random_plans=random_plans,
-        teacher_context_weight=teacher_context_weight,
-        teacher_context_row_stride=teacher_context_row_stride,
-        module_lr_scales=scales,
+        teacher_context_weight=recipe.teacher_context_weight,
+        teacher_context_row_stride=recipe.teacher_context_row_stride,
+        module_lr_scales=dict(recipe.module_lr_scales) or None,
         plan_row_strides=strides,
         warmup_steps=min(100, steps // 10) if warmup_steps is None else warmup_steps,
         lr_scheduler_type="cosine",
@@ -190,13 +216,10 @@ def compress(
     rows = tokenize_pairs(pairs, tokenizer, source, target, max_length)
     eval_rows = tokenize_pairs(held_out, tokenizer, source, target, max_length) if held_out is not None else None
     identity = _run_identity(teacher, train, eval_data, tokenizer_path, source, target, max_length, sizes, args)
-    identity["specialise"] = specialised
+    identity["specialise"] = list(recipe.specialise)
     _check_resumable(run_dir, identity, overwrite)
 
     # ---- the work
-    model = modular.model_class(model_type).from_teacher(
-        teacher, module_sizes=sizes, specialise=specialised, dtype=torch.float32
-    )
     trainer = CompressionTrainer(
         model=model,
         args=args,
@@ -207,7 +230,7 @@ def compress(
     )
     if budget is not None:
         trainer.add_callback(TimeBudget(budget))
-    console.print(f"training on {trainer.accelerator.num_processes} process(es), {plan_sampling} plans")
+    console.print(f"training on {trainer.accelerator.num_processes} process(es): {recipe.describe()}")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_FILE).write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
     last = last_complete_checkpoint(run_dir)
@@ -229,6 +252,26 @@ def compress(
         )
     ratios = ", ".join(f"{r:.3g}x" for r in model.reachable_ratios())
     console.print(f"[green]saved[/] {output}  (assemblies: {ratios})")
+
+
+def _specialise(model, option: str | None, recipe: ModularRecipe) -> list[str]:
+    """The sizes whose plans get layers of their own, added to ``model``: those of ``--specialise`` (a
+    size the teacher cannot serve is an error), else the recipe's (skipped, with a note, where it cannot)."""
+    from ..errors import AssemblyError
+
+    if option is not None:
+        wanted = [] if option.strip().lower() == "none" else split_list(option) or []
+        for spec in wanted:
+            model.add_specialised_plan(spec)  # its AssemblyError names the size and why: exit 2
+        return wanted
+    kept = []
+    for spec in recipe.specialise:
+        try:
+            model.add_specialised_plan(spec)
+            kept.append(spec)
+        except AssemblyError as error:
+            console.print(f"[yellow]the recipe specialises {spec}, which this teacher cannot: {error}; skipped[/]")
+    return kept
 
 
 def _seconds(text: str) -> float:
@@ -319,9 +362,11 @@ def _positive_int(text: str) -> int:
 
 
 def _size_map(text: str | None, option: str, what: str, example: str, cast) -> dict | None:
-    """'6:0.5,3:0.8' -> {6: 0.5, 3: 0.8} (the values are checked by CompressionTrainingArguments)."""
+    """'6:0.5,3:0.8' -> {6: 0.5, 3: 0.8}; 'none' -> {} (the values are checked by CompressionTrainingArguments)."""
     if not text:
         return None
+    if text.strip().lower() == "none":
+        return {}
     values = {}
     for item in split_list(text) or []:
         size, _, value = item.partition(":")

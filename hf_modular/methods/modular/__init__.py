@@ -31,6 +31,7 @@ _EXPORTS = {
     "served_front": ".calibration",
     "ModularConfigMixin": ".config",
     "PlannedLayers": ".layers",
+    "ModularRecipe": ".recipe",
     "ModularModelMixin": ".modeling",
     "ModularBartConfig": ".models.modular_bart",
     "ModularBartForConditionalGeneration": ".models.modular_bart",

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from transformers.modeling_utils import PreTrainedModel
@@ -36,6 +36,7 @@ from .assembly import PlanChoice, PlanSpace, StackSpace, check_strategy
 from .config import MODULAR_FIELDS
 from .layers import POOL, SPECIALISED, PlannedLayers
 from .model_card import write_assembled_card
+from .recipe import ModularRecipe
 from .report import CompressionReport, StackCount
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class ModularModelMixin(SafeSerializationMixin):
     """Adds module pools, plans, assembly, export and reporting to a stock seq2seq model."""
 
     config: Any  # a ModularConfigMixin
+    recipe: ClassVar[ModularRecipe] = ModularRecipe()  # the family's tuned training settings (recipe.py)
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)  # type: ignore[call-arg]  # the stock model: teacher stacks
