@@ -230,7 +230,10 @@ def compress(
     )
     if budget is not None:
         trainer.add_callback(TimeBudget(budget))
-    console.print(f"training on {trainer.accelerator.num_processes} process(es): {recipe.describe()}")
+    tail = f", then {specialised_steps} specialised" if specialised_steps else ""
+    console.print(
+        f"training on {trainer.accelerator.num_processes} process(es), {steps} phase steps{tail}: {recipe.describe()}"
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_FILE).write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
     last = last_complete_checkpoint(run_dir)
