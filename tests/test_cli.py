@@ -284,14 +284,16 @@ def test_compress_with_eval_measures_the_front_and_records_the_run(g2p_files, tm
 
 def test_a_run_with_module_lr_scales_resumes(tmp_path):
     """The stored identity is JSON ({"6": 0.5}); the one computed at the rerun must compare equal to it."""
-    from hf_modular.commands.compress import RUN_FILE, _check_resumable, _run_identity
+    from hf_modular.commands.training_run import RUN_FILE, check_resumable, run_identity
     from hf_modular.training import CompressionTrainingArguments
 
     args = CompressionTrainingArguments(output_dir=str(tmp_path), module_lr_scales={6: 0.5}, use_cpu=True)
-    identity = _run_identity("teacher", None, None, "tok", "source", "target", 32, [2, 3, 6], args)
+    identity = run_identity("teacher", None, None, "tok", ("source", "target"), 32, args, module_sizes=[2, 3, 6])
     (tmp_path / RUN_FILE).write_text(json.dumps(identity))
-    _check_resumable(
-        tmp_path, _run_identity("teacher", None, None, "tok", "source", "target", 32, [2, 3, 6], args), False
+    check_resumable(
+        tmp_path,
+        run_identity("teacher", None, None, "tok", ("source", "target"), 32, args, module_sizes=[2, 3, 6]),
+        False,
     )
 
 
