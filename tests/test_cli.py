@@ -21,6 +21,7 @@ from hf_modular.integrations.hub import TABLE_NAME
 
 TEACHER = Path(__file__).resolve().parents[1] / "examples" / "g2p" / "teachers" / "t5"
 COMPRESS = ["compress", str(TEACHER), "--train", "{train}", "-o", "{out}"]  # a valid compress call; cases add to it
+PET = ["pet", str(TEACHER), "--train", "{train}", "-o", "{out}"]  # a valid pet call
 runner = CliRunner()
 
 
@@ -158,6 +159,11 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
             [*COMPRESS, "--plan-sampling", "random", "--single-stack-plans", "1"],
             "single_stack_plans=1 adds plans to plan_sampling='granularities'",
         ),
+        ([*PET, "--layers", "2"], "--layers '2': give the physical layers"),
+        ([*PET, "--layers", "7,2"], "layers=(7, 2) exceeds the teacher's depths (6, 6)"),
+        (["pet", "{artifact}", "--train", "{train}", "-o", "{out}"], "is a 'modular_t5' model; hf_modular's pet takes"),
+        (["pet", str(TEACHER), "--train", "{train}", "-o", str(TEACHER)], "refusing to write"),
+        (["pet", "{bare_teacher}", "--train", "{train}", "-o", "{out}"], "no tokenizer in the teacher folder"),
         (["assemble", str(TEACHER), "2x", "-o", "{out}"], "not a modular artifact"),
         (["assemble", "{artifact}", "5x", "-o", "{out}"], "5x"),
         (["eval", "{artifact}", "--data", "{tmp}/missing.csv"], "missing.csv"),
@@ -280,6 +286,32 @@ def test_compress_with_eval_measures_the_front_and_records_the_run(g2p_files, tm
     assert identity["specialise"] == [] and identity["teacher_context_weight"] == 0.0
     assert identity["module_lr_scales"] is None and identity["specialised_steps"] == 0
     assert not json.loads((out / "config.json").read_text()).get("specialised_plans")
+
+
+def test_pet_trains_a_student_that_loads_as_its_pet_class(g2p_files, tmp_path):
+    from hf_modular.methods import pet
+
+    out = tmp_path / "pet"
+    args = ["pet", TEACHER, "--train", g2p_files["train"], "--eval", g2p_files["dev"], "-o", out, "--batch-size", "16"]
+    result = _invoke(*args, "--steps", "3", "--warmup-task-steps", "1", "--layers", "3,2", "--no-share-query")
+    assert result.exit_code == 0, result.output
+    assert "3+2 physical layers run twice, own cross-attention query" in " ".join(result.output.split())
+    student = AutoModelForSeq2SeqLM.from_pretrained(out)
+    assert type(student) is pet.PetT5ForConditionalGeneration
+    assert (student.config.num_layers, student.config.num_decoder_layers) == (6, 4)  # run twice
+    assert student.config.reuse_stack and not student.config.share_query
+    untrained = pet.build_student(AutoModelForSeq2SeqLM.from_pretrained(TEACHER), (3, 2), share_query=False)
+    trained, initial = student.state_dict(), untrained.state_dict()
+    assert trained.keys() == initial.keys() and not all(torch.equal(trained[k], initial[k]) for k in trained)
+    assert AutoTokenizer.from_pretrained(out)("h e l l o")["input_ids"]
+    record = json.loads((out / "hf_modular_training.json").read_text())
+    assert record["steps_run"] == 3 and record["identity"]["layers"] == [3, 2]
+    assert record["identity"]["warmup_task_steps"] == 1 and not record["identity"]["share_query"]
+    history = json.loads((tmp_path / "pet-checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert any("eval_loss" in entry for entry in history["log_history"])
+
+    changed = _invoke(*args, "--steps", "3", "--warmup-task-steps", "1", "--layers", "2,2", "--no-share-query")
+    assert changed.exit_code == 2 and "layers: [3, 2] -> [2, 2]" in " ".join(changed.output.split())
 
 
 def test_a_run_with_module_lr_scales_resumes(tmp_path):

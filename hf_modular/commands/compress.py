@@ -17,36 +17,14 @@ import typer
 
 from ..methods.modular.recipe import ModularRecipe
 from ..plan import STACKS
+from . import training_run as run
 from .common import console, fail, split_list, with_clear_errors
-from .training_run import (
-    BatchSize,
-    Bf16,
-    Checkpoints,
-    GradientAccumulation,
-    MaxLength,
-    MaxTime,
-    Overwrite,
-    ReportTo,
-    Seed,
-    Source,
-    Target,
-    Teacher,
-    TokenizerPath,
-    Train,
-    WarmupSteps,
-    check_inputs,
-    check_resumable,
-    run_identity,
-    tokenized,
-    train_and_save,
-    trainer_settings,
-)
 
 
 @with_clear_errors
 def compress(
-    teacher: Teacher,
-    train: Train,
+    teacher: run.Teacher,
+    train: run.Train,
     output: Annotated[Path, typer.Option("--output", "-o", help="folder for the trained artifact")],
     eval_data: Annotated[
         Path | None,
@@ -56,16 +34,16 @@ def compress(
             "them and stored in the artifact, so assemble='Nx' serves the best measured plan",
         ),
     ] = None,
-    tokenizer_path: TokenizerPath = None,
-    source: Source = "source",
-    target: Target = "target",
+    tokenizer_path: run.TokenizerPath = None,
+    source: run.Source = "source",
+    target: run.Target = "target",
     steps: Annotated[int, typer.Option(min=1, help="optimizer steps of the one training phase")] = 1000,
-    max_time: MaxTime = None,
-    batch_size: BatchSize = 32,
-    gradient_accumulation_steps: GradientAccumulation = 1,
+    max_time: run.MaxTime = None,
+    batch_size: run.BatchSize = 32,
+    gradient_accumulation_steps: run.GradientAccumulation = 1,
     learning_rate: Annotated[float | None, typer.Option(min=0.0, help="default: the family recipe's (1e-3)")] = None,
-    warmup_steps: WarmupSteps = None,
-    max_length: MaxLength = 128,
+    warmup_steps: run.WarmupSteps = None,
+    max_length: run.MaxLength = 128,
     module_sizes: Annotated[str | None, typer.Option(help="e.g. '2,3,6' (default: every divisor of the depth)")] = None,
     plan_sampling: Annotated[
         str | None,
@@ -123,11 +101,11 @@ def compress(
     specialised_learning_rate: Annotated[
         float | None, typer.Option(min=0.0, help="their peak learning rate (default: half of --learning-rate)")
     ] = None,
-    bf16: Bf16 = False,
-    report_to: ReportTo = "none",
-    checkpoints: Checkpoints = None,
-    seed: Seed = 0,
-    overwrite: Overwrite = False,
+    bf16: run.Bf16 = False,
+    report_to: run.ReportTo = "none",
+    checkpoints: run.Checkpoints = None,
+    seed: run.Seed = 0,
+    overwrite: run.Overwrite = False,
 ) -> None:
     """Train every module in ONE phase (module replacing + distillation) and save the artifact.
 
@@ -140,7 +118,7 @@ def compress(
     from ..training import CompressionTrainingArguments
 
     # ---- everything is checked before any work starts
-    inputs = check_inputs(
+    inputs = run.check_inputs(
         "modular", teacher, train, output, eval_data, tokenizer_path, source, target, checkpoints, max_time
     )
     sizes = [_positive_int(s) for s in split_list(module_sizes)] if module_sizes else None
@@ -170,7 +148,9 @@ def compress(
             f"specialised plans need steps after the phase, and those steps need plans"
         )
     args = CompressionTrainingArguments(
-        **trainer_settings(inputs, steps, batch_size, gradient_accumulation_steps, warmup_steps, bf16, report_to, seed),
+        **run.trainer_settings(
+            inputs, steps, batch_size, gradient_accumulation_steps, warmup_steps, bf16, report_to, seed
+        ),
         max_steps=steps + specialised_steps,
         specialised_steps=specialised_steps,
         specialised_learning_rate=specialised_learning_rate,
@@ -184,12 +164,12 @@ def compress(
         module_lr_scales=dict(recipe.module_lr_scales) or None,
         plan_row_strides=strides,
     )
-    rows, eval_rows = tokenized(inputs, source, target, max_length)
-    identity = run_identity(
+    rows, eval_rows = run.tokenized(inputs, source, target, max_length)
+    identity = run.run_identity(
         teacher, train, eval_data, tokenizer_path, (source, target), max_length, args, module_sizes=sizes
     )
     identity["specialise"] = list(recipe.specialise)
-    check_resumable(inputs.run_dir, identity, overwrite)
+    run.check_resumable(inputs.run_dir, identity, overwrite)
 
     # ---- the work
     def measure_front(trainer) -> None:
@@ -199,7 +179,7 @@ def compress(
 
     tail = f", then {specialised_steps} specialised" if specialised_steps else ""
     announce = f"{steps} phase steps{tail}: {recipe.describe()}"
-    train_and_save(model, args, inputs, rows, eval_rows, output, identity, announce, after_training=measure_front)
+    run.train_and_save(model, args, inputs, rows, eval_rows, output, identity, announce, after_training=measure_front)
     ratios = ", ".join(f"{r:.3g}x" for r in model.reachable_ratios())
     console.print(f"[green]saved[/] {output}  (assemblies: {ratios})")
 

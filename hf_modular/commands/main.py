@@ -10,6 +10,7 @@ from .compress import compress
 from .evaluate import evaluate
 from .export_onnx import export_onnx
 from .offline import offline
+from .pet import pet
 from .push import push
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("compress")(compress)
+app.command("pet")(pet)
 app.command("assemble")(assemble)
 app.command("eval")(evaluate)
 app.command("push")(push)
