@@ -22,6 +22,7 @@ from hf_modular.integrations.hub import TABLE_NAME
 TEACHER = Path(__file__).resolve().parents[1] / "examples" / "g2p" / "teachers" / "t5"
 COMPRESS = ["compress", str(TEACHER), "--train", "{train}", "-o", "{out}"]  # a valid compress call; cases add to it
 PET = ["pet", str(TEACHER), "--train", "{train}", "-o", "{out}"]  # a valid pet call
+COST_EFF = ["cost-eff", str(TEACHER), "--train", "{train}", "-o", "{out}"]  # a valid cost-eff call
 runner = CliRunner()
 
 
@@ -164,6 +165,12 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
         (["pet", "{artifact}", "--train", "{train}", "-o", "{out}"], "is a 'modular_t5' model; hf_modular's pet takes"),
         (["pet", str(TEACHER), "--train", "{train}", "-o", str(TEACHER)], "refusing to write"),
         (["pet", "{bare_teacher}", "--train", "{train}", "-o", "{out}"], "no tokenizer in the teacher folder"),
+        ([*COST_EFF, "--heads", "9"], "heads=9: give an integer from 1 to 4"),
+        ([*COST_EFF, "--exit-layers", "1,6"], "--exit-layers '1,6': the teacher's decoder has layers 0..5"),
+        ([*COST_EFF, "--exit-layers", "last"], "'last' is not a decoder layer index"),
+        ([*COST_EFF, "--exit-head", "mlp"], "--exit-head 'mlp': allowed ['shared', 'affine']"),
+        ([*COST_EFF, "--confidence", "margin"], "--confidence 'margin': allowed"),
+        (["cost-eff", str(TEACHER), "--train", "{nulls}", "-o", "{out}"], "row 2 of column 'target' is empty (null)"),
         (["assemble", str(TEACHER), "2x", "-o", "{out}"], "not a modular artifact"),
         (["assemble", "{artifact}", "5x", "-o", "{out}"], "5x"),
         (["eval", "{artifact}", "--data", "{tmp}/missing.csv"], "missing.csv"),
@@ -312,6 +319,32 @@ def test_pet_trains_a_student_that_loads_as_its_pet_class(g2p_files, tmp_path):
 
     changed = _invoke(*args, "--steps", "3", "--warmup-task-steps", "1", "--layers", "2,2", "--no-share-query")
     assert changed.exit_code == 2 and "layers: [3, 2] -> [2, 2]" in " ".join(changed.output.split())
+
+
+def test_cost_eff_slenderizes_adds_exits_and_trains(g2p_files, tmp_path):
+    from hf_modular.methods import cost_eff
+
+    out = tmp_path / "ce"
+    args = ["cost-eff", TEACHER, "--train", g2p_files["train"], "-o", out, "--batch-size", "16", "--steps", "3"]
+    result = _invoke(*args, "--heads", "2", "--ffn", "96", "--calibration-batches", "2", "--exit-layers", "2,5")
+    assert result.exit_code == 0, result.output
+    assert "2 heads, 96 FFN neurons per layer, exits after decoder layers [2, 5]" in " ".join(result.output.split())
+    model = AutoModelForSeq2SeqLM.from_pretrained(out)
+    assert type(model) is cost_eff.CostEffT5ForConditionalGeneration
+    assert (model.config.num_heads, model.config.d_ff, model.config.exit_layers) == (2, 96, [2, 5])
+    tokens = model.generate(torch.tensor([[5, 6, 7, 1]]), early_exit_threshold=1e-6, max_new_tokens=4)
+    assert (
+        model.last_exit_report.mean_layers == 3
+    )  # any top probability reaches 1e-6: every token leaves at the first exit
+    assert torch.equal(
+        tokens, model.generate(torch.tensor([[5, 6, 7, 1]]), early_exit_threshold=1e-6, max_new_tokens=4)
+    )
+    record = json.loads((out / "hf_modular_training.json").read_text())
+    assert record["steps_run"] == 3 and record["identity"]["exit_layers"] == [2, 5]
+    assert record["identity"]["heads"] == 2 and record["identity"]["kd_weight"] == cost_eff.COST_EFF_LOSS["kd_weight"]
+
+    changed = _invoke(*args, "--heads", "3", "--ffn", "96", "--calibration-batches", "2", "--exit-layers", "2,5")
+    assert changed.exit_code == 2 and "heads: 2 -> 3" in " ".join(changed.output.split())
 
 
 def test_a_run_with_module_lr_scales_resumes(tmp_path):

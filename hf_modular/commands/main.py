@@ -7,6 +7,7 @@ import typer
 from ..version import __version__
 from .assemble import assemble
 from .compress import compress
+from .cost_eff import cost_eff
 from .evaluate import evaluate
 from .export_onnx import export_onnx
 from .offline import offline
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command("compress")(compress)
 app.command("pet")(pet)
+app.command("cost-eff")(cost_eff)
 app.command("assemble")(assemble)
 app.command("eval")(evaluate)
 app.command("push")(push)
