@@ -161,6 +161,7 @@ def test_export_onnx_runs_with_onnxruntime(artifact, tmp_path):
             "single_stack_plans=1 adds plans to plan_sampling='granularities'",
         ),
         ([*PET, "--layers", "2"], "--layers '2': give the physical layers"),
+        ([*PET, "--steps", "5", "--warmup-task-steps", "5"], "--warmup-task-steps 5 with --steps 5 leaves no"),
         ([*PET, "--layers", "7,2"], "layers=(7, 2) exceeds the teacher's depths (6, 6)"),
         (["pet", "{artifact}", "--train", "{train}", "-o", "{out}"], "is a 'modular_t5' model; hf_modular's pet takes"),
         (["pet", str(TEACHER), "--train", "{train}", "-o", str(TEACHER)], "refusing to write"),

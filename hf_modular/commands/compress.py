@@ -1,10 +1,8 @@
 """``hf-modular compress``: teacher + text pairs -> one trained modular artifact (all sizes).
 
-Every input is checked before training starts: the teacher and its tokenizer, the data (no
-empty, null or non-text cells), the options, and the output paths (never the teacher's folder
-or the data). A rerun of the same command resumes from the last complete checkpoint; a rerun
-with other data, seed or options is refused unless ``--overwrite`` starts the run over, because
-resuming would silently train the old run.
+Options left out take the teacher family's tuned recipe (``ModularRecipe``). The inputs are checked
+before training starts, and a rerun resumes or is refused, as in every training command
+(``training_run``).
 """
 
 from __future__ import annotations

@@ -59,6 +59,11 @@ def pet(
         "pet", teacher, train, output, eval_data, tokenizer_path, source, target, checkpoints, max_time
     )
     physical = _layer_counts(layers)
+    if warmup_task_steps is not None and warmup_task_steps >= steps:
+        raise fail(
+            f"--warmup-task-steps {warmup_task_steps} with --steps {steps} leaves no distillation: the warm-up "
+            f"task comes first, within --steps"
+        )
     args = pet_method.PetTrainingArguments(
         **run.trainer_settings(
             inputs, steps, batch_size, gradient_accumulation_steps, warmup_steps, bf16, report_to, seed
