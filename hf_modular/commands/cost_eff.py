@@ -96,8 +96,9 @@ def cost_eff(
         "exit_head": exit_head,
         "confidence": confidence,
     }
-    identity = run.run_identity(teacher, train, eval_data, tokenizer_path, (source, target), max_length, args)
-    identity.update(settings)
+    identity = run.run_identity(
+        teacher, train, eval_data, tokenizer_path, (source, target), max_length, args, **settings
+    )
     run.check_resumable(inputs.run_dir, identity, overwrite)
     teacher_model = AutoModelForSeq2SeqLM.from_pretrained(teacher, dtype=torch.float32).eval()
     depth = adapter_for(teacher_model).depth(teacher_model.config, "decoder")

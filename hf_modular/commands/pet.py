@@ -73,9 +73,18 @@ def pet(
         warmup_task_steps=warmup_task_steps,
     )
     rows, eval_rows = run.tokenized(inputs, source, target, max_length)
-    student_settings = {"layers": list(physical), "reuse_stack": reuse_stack, "share_query": share_query}
-    identity = run.run_identity(teacher, train, eval_data, tokenizer_path, (source, target), max_length, args)
-    identity.update(student_settings)
+    identity = run.run_identity(
+        teacher,
+        train,
+        eval_data,
+        tokenizer_path,
+        (source, target),
+        max_length,
+        args,
+        layers=list(physical),
+        reuse_stack=reuse_stack,
+        share_query=share_query,
+    )
     teacher_model = AutoModelForSeq2SeqLM.from_pretrained(teacher, dtype=torch.float32).eval()
     student = pet_method.build_student(teacher_model, physical, share_query=share_query, reuse_stack=reuse_stack)
     run.check_resumable(inputs.run_dir, identity, overwrite)

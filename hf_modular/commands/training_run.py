@@ -166,6 +166,9 @@ def run_identity(
 ) -> dict[str, Any]:
     """What decides the trained weights: resuming with any of it changed would train the old run.
     Read back through JSON, as the stored one is (``{6: 0.5}`` is ``{"6": 0.5}`` there)."""
+    trained = {key: getattr(args, key) for key in (*TRAINER_KEYS, *_method_fields(args))}
+    if extra.keys() & trained.keys():  # a command's own setting must not hide a training argument
+        raise ValueError(f"run identity: {sorted(extra.keys() & trained.keys())} are training arguments")
     identity = {
         "teacher": teacher,
         "train": _digest(train),
@@ -174,7 +177,7 @@ def run_identity(
         "columns": list(columns),
         "max_length": max_length,
         **extra,
-        **{key: getattr(args, key) for key in (*TRAINER_KEYS, *_method_fields(args))},
+        **trained,
     }
     return json.loads(json.dumps(identity))
 
