@@ -18,9 +18,6 @@ from . import training_run as run
 from .common import console, fail, split_list, with_clear_errors
 from .text_data import seq2seq_collator
 
-EXIT_HEADS = ("shared", "affine")
-CONFIDENCES = ("top_prob", "entropy")
-
 
 @with_clear_errors
 def cost_eff(
@@ -69,9 +66,11 @@ def cost_eff(
 
     from ..arch import adapter_for
     from ..methods import cost_eff as cost_eff_method
+    from ..methods.cost_eff.config import CONFIDENCE_MEASURES, EXIT_HEADS
 
     # ---- everything is checked before any work starts
-    for option, value, allowed in (("--exit-head", exit_head, EXIT_HEADS), ("--confidence", confidence, CONFIDENCES)):
+    choices = (("--exit-head", exit_head, EXIT_HEADS), ("--confidence", confidence, CONFIDENCE_MEASURES))
+    for option, value, allowed in choices:
         if value not in allowed:
             raise fail(f"{option} {value!r}: allowed {list(allowed)}")
     layers = [_layer(item) for item in split_list(exit_layers) or []] if exit_layers is not None else None
